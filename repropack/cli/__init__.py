@@ -1,0 +1,112 @@
+"""Command-line entry point.
+
+Each command lives in its own module under ``repropack.cli`` and is imported
+only when invoked, so ``repropack --help`` does not pay for docker, rattler or
+conda-lock imports. Only :func:`main` turns errors into exit codes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from repropack import __version__
+
+# command name -> (module under repropack.cli, one-line help shown by --help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("init", "Write a repropack.toml (optionally from environment.yml, requirements.txt or pyproject.toml)."),
+    "check": ("check", "Validate the manifest and print every problem found."),
+    "lock": ("lock", "Pin every package and the base image into repropack.lock and its lock files."),
+    "fetch": ("fetch", "Download every locked package into the verified cache."),
+    "env": ("env", "Create, run commands in, or open a shell in a locked environment."),
+    "build": ("build", "Build a reproducible Docker image and Apptainer SIF from the lock."),
+    "run": ("run", "Run the workflow's steps as a parallel DAG with resume."),
+    "status": ("status", "Show the state of the last run, step by step."),
+    "logs": ("logs", "Show the logs of a step instance."),
+    "report": ("report", "Write a self-contained HTML report of the last run."),
+    "verify": ("verify", "Hash the outputs again and compare with the last run or a checksum list."),
+    "clean": ("clean", "Remove run directories, caches of finished runs and stale environments."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.commands:
+            return self.commands[name]
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"repropack.cli.{COMMANDS[name][0]}")
+        return module.command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Use the static table so --help imports no command module.
+        rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="repropack")
+@click.option("--debug", is_flag=True, envvar="REPROPACK_DEBUG", help="Show full tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Freeze a research workflow's software, build reproducible images, run it
+    anywhere (host, Docker, Apptainer, SLURM, AWS Batch) and publish it so that
+    anyone can rerun it and check the outputs file by file.
+
+    \b
+    Typical session:
+      repropack init            # write repropack.toml
+      repropack lock            # pin every package and the base image
+      repropack fetch           # download them into the verified cache
+      repropack run             # run the steps; rerun skips finished work
+      repropack build           # reproducible Docker image and SIF
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; the only place that maps errors to exit codes."""
+    from repropack.errors import ReproError
+
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or os.environ.get("REPROPACK_DEBUG") == "1"
+    try:
+        cli.main(args=argv, prog_name="repropack", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except click.exceptions.Exit as exit_:
+        return exit_.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    except ReproError as exc:
+        if debug:
+            raise
+        _print_error(exc)
+        return exc.exit_code
+    return 0
+
+
+def _print_error(exc: Exception) -> None:
+    from repropack.errors import ManifestErrors
+
+    if isinstance(exc, ManifestErrors):
+        for error in exc.errors:
+            click.echo(f"error: {error}", err=True)
+        return
+    click.echo(f"error: {exc}", err=True)
+
+
+def _entry() -> None:
+    sys.exit(main())

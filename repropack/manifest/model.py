@@ -1,0 +1,184 @@
+"""The typed, immutable manifest tree.
+
+Built once by :func:`repropack.manifest.load_manifest`; every later stage (lock,
+build, run, provenance) reads these objects and never the raw TOML. Mappings are
+read-only views and sequences are tuples, so nothing downstream can mutate the
+manifest it was given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+Backend = Literal["local", "slurm", "aws-batch"]
+Runtime = Literal["host", "docker", "apptainer"]
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    name: str
+    version: str | None = None
+    description: str | None = None
+    authors: tuple[str, ...] = ()
+    license: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """One named software environment; the lock pins it per platform."""
+
+    name: str
+    python: str | None = None
+    channels: tuple[str, ...] = ()
+    conda: tuple[str, ...] = ()
+    pip: tuple[str, ...] = ()
+    indexes: tuple[str, ...] = ("https://pypi.org/simple",)
+    platforms: tuple[str, ...] = ("linux-64",)
+
+    @property
+    def has_conda(self) -> bool:
+        return bool(self.conda)
+
+    @property
+    def has_pip(self) -> bool:
+        return bool(self.pip)
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    base: str | None = None
+    name: str | None = None
+    workdir: str = "/work"
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DataItem:
+    """An input fetched before any step runs, verified by sha256."""
+
+    name: str
+    path: str  # project-relative destination
+    sha256: str
+    url: str | None = None  # http(s) or file://; None: the file is already at `path`
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """A byte or second amount, optionally growing with the attempt number.
+
+    ``"2GB * attempt"`` is ``Quantity(2_000_000_000, per_attempt=True)``.
+    """
+
+    base: int
+    per_attempt: bool = False
+
+    def at(self, attempt: int) -> int:
+        return self.base * attempt if self.per_attempt else self.base
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    cpus: int = 1
+    memory: Quantity | None = None  # bytes
+    time: Quantity | None = None  # seconds
+    gpus: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FileSpec:
+    """One declared input or output pattern (project-relative, may hold placeholders)."""
+
+    pattern: str
+    name: str | None = None  # set when inputs/outputs is a table
+    pipe: bool = False  # outputs only: streamed to the consumer through a FIFO
+
+
+@dataclass(frozen=True, slots=True)
+class Foreach:
+    """A step's scatter: column names and the rows of values (product already taken)."""
+
+    keys: tuple[str, ...] = ()
+    rows: tuple[tuple[str, ...], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.keys)
+
+    def values(self, key: str) -> tuple[str, ...]:
+        """The distinct values of one key, in first-seen order."""
+        index = self.keys.index(key)
+        seen: dict[str, None] = {}
+        for row in self.rows:
+            seen.setdefault(row[index], None)
+        return tuple(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    run: str
+    environment: str | None = None  # None: the host's own tools (no environment defined)
+    foreach: Foreach = field(default_factory=Foreach)
+    inputs: tuple[FileSpec, ...] = ()
+    outputs: tuple[FileSpec, ...] = ()
+    inputs_named: bool = False  # inputs given as a table ({inputs.NAME})
+    outputs_named: bool = False
+    sources: tuple[str, ...] = ()
+    sources_declared: bool = False  # False: sources are the project files the command names
+    needs: tuple[str, ...] = ()
+    resources: Resources = field(default_factory=Resources)
+    retries: int = 0
+    profile: str | None = None  # None: the run's --profile, else "local"
+    expect: Mapping[str, str] = EMPTY  # output path -> "sha256:<hex>"
+    use: str | None = None  # a reusable module (resolved at load)
+    with_: Mapping[str, Any] = EMPTY
+    line: int | None = None  # where the step starts in the manifest, for messages
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    name: str
+    backend: Backend = "local"
+    runtime: Runtime = "host"
+    apptainer_flags: tuple[str, ...] = ()
+    docker_flags: tuple[str, ...] = ()
+    cpus: int | None = None  # cap on what the run may use at once
+    memory: int | None = None  # bytes
+    max_jobs: int | None = None
+    env: tuple[str, ...] = ()  # caller's environment variables passed into steps
+    options: Mapping[str, Any] = EMPTY  # backend-specific (partition, account, queue, ...)
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    path: Path  # absolute path of repropack.toml
+    project: Project
+    requires_repropack: str | None = None
+    environments: Mapping[str, Environment] = EMPTY
+    mirrors: Mapping[str, str] = EMPTY
+    image: Image = field(default_factory=Image)
+    data: Mapping[str, DataItem] = EMPTY
+    params: Mapping[str, Any] = EMPTY
+    steps: tuple[Step, ...] = ()
+    profiles: Mapping[str, Profile] = EMPTY
+    raw: Mapping[str, Any] = EMPTY  # the parsed TOML (read-only), for canonical hashing
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+    def profile(self, name: str | None) -> Profile:
+        if name is None:
+            return self.profiles.get("local", Profile(name="local"))
+        return self.profiles[name]
