@@ -176,3 +176,18 @@ class FormatVersionError(ReproError):
             f"{path}: {what} format version {found} is newer than this repropack supports ({supported})",
             hint="upgrade repropack",
         )
+
+
+class RunInterrupted(RunError):
+    """The run was stopped by SIGINT/SIGTERM; finished instances are journaled."""
+
+    exit_code = 130
+
+
+class BackendError(RunError):
+    """A backend could not submit, poll or cancel a job (engine down, time-out, refused)."""
+
+    def __init__(self, backend: str, message: str, *, job_id: str | None = None, hint: str | None = None):
+        self.backend = backend
+        self.job_id = job_id
+        super().__init__(f"{backend}: {message}", hint=hint)
