@@ -8,6 +8,7 @@ the base digest, so a warm rebuild does not touch the engine for them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 import shutil
@@ -49,16 +50,21 @@ def unpinned_error(reference: str | None) -> BuildError:
     )
 
 
-def load_base(engine, reference: str, digest: str, store: Path, *, source: str = "registry") -> BaseImage:
-    """The base image ``reference`` pinned at ``digest``, cached under ``store``."""
+def load_base(engine, pin, store: Path) -> BaseImage:
+    """The base image as pinned in the lock (a :class:`repropack.lock.BasePin`), cached under ``store``."""
+    if not pin.pinned:
+        raise unpinned_error(pin.reference)
+    reference, digest = pin.image or pin.reference, pin.digest
     meta_path = store / "base" / f"{digest.split(':', 1)[-1]}.json"
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
         layers = tuple((d, store / f"{d.split(':', 1)[1]}.tar") for d in meta["config"]["rootfs"]["diff_ids"])
         if all(path.is_file() for _, path in layers):
             return BaseImage(reference, digest, meta["config"], layers, tuple(meta["interpreters"]))
-    ref = _local_ref(engine, reference, digest, source)
+    ref = _local_ref(engine, pin)
     config_bytes, layers = _save(engine, ref, store)
+    if pin.digest_kind != "manifest" and "sha256:" + hashlib.sha256(config_bytes).hexdigest() != digest:
+        raise BuildError(f"the local image {ref} is not the pinned base {digest}", hint="relock with `repropack lock`")
     config = json.loads(config_bytes)
     interpreters = _find_interpreters([path for _, path in layers])
     meta_path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,28 +72,22 @@ def load_base(engine, reference: str, digest: str, store: Path, *, source: str =
     return BaseImage(reference, digest, config, tuple(layers), tuple(interpreters))
 
 
-def _local_ref(engine, reference: str, digest: str, source: str) -> str:
-    """The engine's name for the pinned image, pulling it by digest if needed and possible."""
-    image_id = engine.image_id(digest) if source in ("local", "override") else None
-    if image_id == digest:
-        return digest
-    repo = reference.split("@", 1)[0]
-    if ":" in repo.rsplit("/", 1)[-1]:
-        repo = repo.rsplit(":", 1)[0]
-    by_digest = f"{repo}@{digest}"
-    if engine.image_id(by_digest) is not None:
-        return by_digest
-    if source == "registry":
+def _local_ref(engine, pin) -> str:
+    """The engine's name for the pinned image, pulling a registry digest if it is not there yet."""
+    ref = pin.pinned_reference
+    if engine.image_id(ref) is not None:
+        return ref
+    if pin.digest_kind == "manifest":
         try:
-            engine.pull(by_digest)
+            engine.pull(ref)
         except Exception as exc:  # noqa: BLE001 - any pull failure gets the same advice
             raise BuildError(
-                f"the pinned base image {by_digest} is not in the local engine and could not be pulled: {exc}",
+                f"the pinned base image {ref} is not in the local engine and could not be pulled: {exc}",
                 hint="pull it where the registry is reachable, or relock with --base-override IMAGE",
             ) from exc
-        return by_digest
+        return ref
     raise BuildError(
-        f"the pinned base image {reference} ({digest}) is not in the local engine",
+        f"the pinned base image {pin.image or pin.reference} ({pin.digest}) is not in the local engine",
         hint="load that exact image again, or relock with --base-override IMAGE",
     )
 
