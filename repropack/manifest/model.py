@@ -134,10 +134,13 @@ class Step:
     resources: Resources = field(default_factory=Resources)
     retries: int = 0
     profile: str | None = None  # None: the run's --profile, else "local"
-    expect: Mapping[str, str] = EMPTY  # output path -> "sha256:<hex>"
+    expect: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # output path -> "sha256:<hex>"
     use: str | None = None  # a reusable module (resolved at load)
-    with_: Mapping[str, Any] = EMPTY
+    with_: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     line: int | None = None  # where the step starts in the manifest, for messages
+    module: str | None = None  # the `use` step this step came from ("align" for "align.index")
+    origin: Path | None = None  # the module file that declared it; None: the manifest itself
+    key: tuple[str | int, ...] = ()  # its key path in that file, ("steps", 1), for messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +154,7 @@ class Profile:
     memory: int | None = None  # bytes
     max_jobs: int | None = None
     env: tuple[str, ...] = ()  # caller's environment variables passed into steps
-    options: Mapping[str, Any] = EMPTY  # backend-specific (partition, account, queue, ...)
+    options: Mapping[str, Any] = field(default_factory=lambda: EMPTY)  # backend-specific (partition, account, queue, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,14 +162,17 @@ class Manifest:
     path: Path  # absolute path of repropack.toml
     project: Project
     requires_repropack: str | None = None
-    environments: Mapping[str, Environment] = EMPTY
-    mirrors: Mapping[str, str] = EMPTY
+    environments: Mapping[str, Environment] = field(default_factory=lambda: EMPTY)
+    mirrors: Mapping[str, str] = field(default_factory=lambda: EMPTY)
     image: Image = field(default_factory=Image)
-    data: Mapping[str, DataItem] = EMPTY
-    params: Mapping[str, Any] = EMPTY
+    data: Mapping[str, DataItem] = field(default_factory=lambda: EMPTY)
+    params: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     steps: tuple[Step, ...] = ()
-    profiles: Mapping[str, Profile] = EMPTY
-    raw: Mapping[str, Any] = EMPTY  # the parsed TOML (read-only), for canonical hashing
+    profiles: Mapping[str, Profile] = field(default_factory=lambda: EMPTY)
+    raw: Mapping[str, Any] = field(default_factory=lambda: EMPTY)  # the parsed TOML (read-only), for canonical hashing
+    param_texts: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # each param's default as it renders in a command (1, not 1.0)
+    # file -> repropack.manifest.positions.Positions (key -> line:column), for later messages
+    positions: Mapping[Path, Any] = field(default_factory=lambda: EMPTY, compare=False, repr=False)
 
     @property
     def root(self) -> Path:
@@ -182,3 +188,21 @@ class Manifest:
         if name is None:
             return self.profiles.get("local", Profile(name="local"))
         return self.profiles[name]
+
+
+def freeze(value: Any) -> Any:
+    """A read-only deep copy of parsed TOML: tables become read-only mappings, arrays tuples."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Plain dicts and lists again (e.g. ``json.dumps(thaw(manifest.raw))`` for a canonical hash)."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(v) for v in value]
+    return value
