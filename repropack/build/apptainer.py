@@ -6,12 +6,14 @@ build, which a library must not do. Apptainer 1.4 writes a fresh UUID and
 timestamps into every SIF, so two builds never share a sha256; what must match
 is the content, hashed here over the unpacked squashfs partition: every path
 with its type, permission bits, owner, link target and file bytes, but no
-mtimes (squashfs keeps the build time on directories Apptainer creates).
+mtimes (squashfs keeps the build time on what Apptainer adds), and with the
+build date left out of Apptainer's ``labels.json``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -23,8 +25,9 @@ from repropack.build.layers import CHUNK
 from repropack.errors import BuildError, EngineUnavailable
 
 CONTENT_SCHEME = "repropack-sif-content-v1"
-# Written by Apptainer at build time with the build's date; everything else is image content.
-VOLATILE = frozenset({".singularity.d/labels.json"})
+LABELS = ".singularity.d/labels.json"
+# The only label Apptainer fills from the clock; the others (and every other file) are content.
+VOLATILE_LABELS = frozenset({"org.label-schema.build-date"})
 
 
 def find_apptainer() -> str:
@@ -37,9 +40,9 @@ def find_apptainer() -> str:
     )
 
 
-def _run(argv: list[str], what: str, *, timeout: int = 3600) -> str:
+def _run(argv: list[str], what: str, *, timeout: int = 3600, cwd: Path | None = None) -> str:
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd)
     except FileNotFoundError as exc:
         raise EngineUnavailable("apptainer", f"{argv[0]} cannot be executed") from exc
     except subprocess.TimeoutExpired as exc:
@@ -52,24 +55,37 @@ def _run(argv: list[str], what: str, *, timeout: int = 3600) -> str:
 
 def build_sif(archive: Path, out: Path) -> None:
     """``apptainer build`` the SIF from a docker-save archive, atomically (temp name, then rename)."""
+    archive = Path(archive).resolve()
+    # Relative to cwd, because Apptainer writes the source path into the SIF's labels and
+    # definition file: the archive's name (the image ID) is the same wherever the project is.
+    _build(f"docker-archive:{archive.name}", archive.parent, out)
+
+
+def build_from_definition(definition: Path, out: Path) -> None:
+    """``apptainer build`` from a rendered definition file (the --containerfile path)."""
+    definition = Path(definition).resolve()
+    _build(definition.name, definition.parent, out)
+
+
+def _build(source: str, cwd: Path, out: Path) -> None:
     binary = find_apptainer()
+    out = Path(out).resolve()
     tmp = out.with_name(out.name + ".part")
     env_tmp = tempfile.mkdtemp(prefix="apptainer-", dir=out.parent)
     try:
-        argv = [binary, "build", "--force", str(tmp), f"docker-archive:{archive}"]
-        _run_with_tmpdir(argv, env_tmp, f"apptainer build of {out.name}")
+        _run_with_tmpdir([binary, "build", "--force", str(tmp), source], env_tmp, f"apptainer build of {out.name}", cwd=cwd)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
         shutil.rmtree(env_tmp, ignore_errors=True)
 
 
-def _run_with_tmpdir(argv: list[str], tmpdir: str, what: str) -> None:
+def _run_with_tmpdir(argv: list[str], tmpdir: str, what: str, *, cwd: Path) -> None:
     # Apptainer unpacks layers under its TMPDIR; keep that next to the output, not in a small /tmp.
     old = os.environ.get("APPTAINER_TMPDIR")
     os.environ["APPTAINER_TMPDIR"] = tmpdir
     try:
-        _run(argv, what)
+        _run(argv, what, cwd=cwd)
     finally:
         if old is None:
             os.environ.pop("APPTAINER_TMPDIR", None)
@@ -102,7 +118,7 @@ def content_digest(sif: Path, *, workdir: Path | None = None) -> str:
         return tree_digest(root)
 
 
-def tree_digest(root: Path, *, skip: frozenset[str] = VOLATILE) -> str:
+def tree_digest(root: Path) -> str:
     """Digest of a directory tree's paths, types, modes, owners, link targets and contents."""
     digest = hashlib.sha256(CONTENT_SCHEME.encode() + b"\n")
     for directory, dirnames, filenames in os.walk(root):
@@ -110,8 +126,6 @@ def tree_digest(root: Path, *, skip: frozenset[str] = VOLATILE) -> str:
         rel_dir = Path(directory).relative_to(root)
         for name in sorted(dirnames + filenames):
             rel = (rel_dir / name).as_posix()
-            if rel in skip:
-                continue
             digest.update(_describe(Path(directory) / name, rel))
     return "sha256:" + digest.hexdigest()
 
@@ -121,6 +135,10 @@ def _describe(path: Path, rel: str) -> bytes:
     head = f"{rel}\0{stat.S_IFMT(st.st_mode):o}\0{stat.S_IMODE(st.st_mode):o}\0{st.st_uid}:{st.st_gid}\0"
     if stat.S_ISLNK(st.st_mode):
         tail = os.readlink(path)
+    elif rel == LABELS:
+        labels = json.loads(path.read_text())
+        stable = {k: v for k, v in labels.items() if k not in VOLATILE_LABELS}
+        tail = hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()
     elif stat.S_ISREG(st.st_mode):
         tail = _file_sha256(path)
     elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):

@@ -28,6 +28,7 @@ INTERPRETER_DIRS = ("usr/local/bin", "usr/bin")
 class BaseImage:
     reference: str
     digest: str
+    pinned: str  # what the engine knows it by: an image ID or repo@digest
     config: dict[str, Any]
     layers: tuple[tuple[str, Path], ...]  # (diff_id, uncompressed tar in the layer store)
     interpreters: tuple[str, ...]  # absolute paths of python3.X found in the base
@@ -60,7 +61,7 @@ def load_base(engine, pin, store: Path) -> BaseImage:
         meta = json.loads(meta_path.read_text())
         layers = tuple((d, store / f"{d.split(':', 1)[1]}.tar") for d in meta["config"]["rootfs"]["diff_ids"])
         if all(path.is_file() for _, path in layers):
-            return BaseImage(reference, digest, meta["config"], layers, tuple(meta["interpreters"]))
+            return BaseImage(reference, digest, pin.pinned_reference, meta["config"], layers, tuple(meta["interpreters"]))
     ref = _local_ref(engine, pin)
     config_bytes, layers = _save(engine, ref, store)
     if pin.digest_kind != "manifest" and "sha256:" + hashlib.sha256(config_bytes).hexdigest() != digest:
@@ -69,7 +70,7 @@ def load_base(engine, pin, store: Path) -> BaseImage:
     interpreters = _find_interpreters([path for _, path in layers])
     meta_path.parent.mkdir(parents=True, exist_ok=True)
     meta_path.write_text(json.dumps({"config": config, "interpreters": interpreters}, sort_keys=True))
-    return BaseImage(reference, digest, config, tuple(layers), tuple(interpreters))
+    return BaseImage(reference, digest, ref, config, tuple(layers), tuple(interpreters))
 
 
 def _local_ref(engine, pin) -> str:

@@ -127,6 +127,21 @@ class DockerEngine:
         if not self._call("tag", image.tag, repository, tag):
             raise BuildError(f"docker could not tag {image_id} as {ref}")
 
+    def build(self, context: Path, reference: str) -> str:
+        """``docker build`` of ``context/Containerfile`` (the --containerfile path); returns the image ID."""
+        stream = self._call("build", self.client.api.build, path=str(context), dockerfile="Containerfile",
+                            tag=reference, rm=True, forcerm=True, decode=True, labels={"io.repropack.build": "containerfile"})
+        image_id, tail = None, []
+        for chunk in stream:
+            if "error" in chunk:
+                raise BuildError(f"docker build failed: {chunk['error'].strip()}")
+            if chunk.get("stream", "").strip():
+                tail = (tail + [chunk["stream"].strip()])[-5:]
+            image_id = (chunk.get("aux") or {}).get("ID", image_id)
+        if image_id is None:
+            raise BuildError("docker build reported no image: " + " | ".join(tail))
+        return image_id
+
     def run(self, image: str, command: list[str], **kwargs: Any) -> bytes:
         """Run a command in a throwaway container (used by tests and `repropack build --check`)."""
         return self._call("run", self.client.containers.run, image, command, remove=True, **kwargs)

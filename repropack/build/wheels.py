@@ -46,6 +46,7 @@ def make_venv(stage: Path, interpreter: str, python_version: str) -> Path:
     (stage / "pyvenv.cfg").write_text(
         f"home = {posixpath.dirname(interpreter)}\ninclude-system-site-packages = false\nversion = {major_minor}\n"
     )
+    (stage / "pyvenv.cfg").chmod(0o644)
     (stage / "bin" / "python").symlink_to(interpreter)
     (stage / "bin" / "python3").symlink_to("python")
     (stage / "bin" / f"python{major_minor}").symlink_to("python")
