@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or os.environ.get("REPROPACK_DEBUG") == "1"
     try:
-        cli.main(args=argv, prog_name="repropack", standalone_mode=False)
+        # ctx.exit(n) returns n here (standalone_mode=False): `env run` passes its command's status on.
+        status = cli.main(args=argv, prog_name="repropack", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 130
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _print_error(exc)
         return exc.exit_code
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 def _print_error(exc: Exception) -> None:
