@@ -105,6 +105,7 @@ class Foreach:
 
     keys: tuple[str, ...] = ()
     rows: tuple[tuple[str, ...], ...] = ()
+    explicit: bool = False  # rows written out (an array of tables), not the product of value arrays
 
     def __bool__(self) -> bool:
         return bool(self.keys)
