@@ -1,0 +1,336 @@
+"""The local backend: runs attempts on this machine with the host, Docker or Apptainer runtime.
+
+Host and Apptainer attempts are child processes, each in its own session (so
+a terminal's Ctrl-C reaches the runner, which stops them in order) and watched
+through pidfds; reaping with ``wait4`` gives CPU time and peak RSS for free.
+Docker attempts are containers run through the docker SDK; one thread per
+container waits for it and wakes the poller. Every process group and
+container is announced to the run's :class:`~repropack.run.supervisor.Supervisor`.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import selectors
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from repropack.backends.base import (
+    CANCELLED,
+    EXIT,
+    LOST,
+    OOM,
+    SIGNAL,
+    Backend,
+    Job,
+    JobHandle,
+    JobState,
+    JobStatus,
+)
+from repropack.backends.runtimes import (
+    HostCgroup,
+    apptainer_argv,
+    apptainer_env,
+    docker_run_kwargs,
+    host_argv,
+)
+from repropack.errors import BackendError, EngineUnavailable
+from repropack.run.supervisor import LABEL_PROJECT, Supervisor, remove_containers
+
+DOCKER_TIMEOUT = 60  # seconds an engine call may take before it is an error
+
+
+@dataclass
+class _Proc:
+    handle: JobHandle
+    job: Job
+    popen: subprocess.Popen[bytes]
+    pidfd: int
+    start: float
+    start_wall: float
+    cgroup: HostCgroup | None = None
+    cancelled: bool = False
+
+
+@dataclass
+class _Container:
+    handle: JobHandle
+    job: Job
+    container: Any
+    start: float
+    start_wall: float
+    cancelled: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+class LocalBackend(Backend):
+    name = "local"
+
+    def __init__(self, *, run_id: str, supervisor: Supervisor | None = None, limit_memory: bool = True):
+        self.run_id = run_id
+        self.supervisor = supervisor
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._procs: dict[str, _Proc] = {}
+        self._containers: dict[str, _Container] = {}
+        self._finished: dict[str, JobStatus] = {}
+        self._docker_done: queue.SimpleQueue[tuple[str, JobStatus]] = queue.SimpleQueue()
+        self._docker: Any = None
+        self._cgroups = limit_memory and HostCgroup.available()
+        self._seq = 0
+
+    # -- submit ---------------------------------------------------------------------------
+    def submit(self, job: Job) -> JobHandle:
+        job.attempt_dir.mkdir(parents=True, exist_ok=True)
+        job.script_path.write_text(job.script, encoding="utf-8")
+        if job.runtime == "docker":
+            return self._submit_docker(job)
+        return self._submit_process(job)
+
+    def _submit_process(self, job: Job) -> JobHandle:
+        cgroup = None
+        env = dict(job.env)
+        if job.runtime == "apptainer":
+            argv, env = apptainer_argv(job), apptainer_env(job)
+            stdout = open(job.attempt_dir / "runtime.log", "wb")
+            stderr = subprocess.STDOUT
+        else:
+            if self._cgroups and job.resources.memory:
+                self._seq += 1
+                cgroup = HostCgroup.create(self.run_id, f"a{self._seq}", job.resources.memory)
+            argv = host_argv(job, cgroup.path if cgroup else None)
+            stdout = open(job.stdout_path, "wb")
+            stderr = open(job.stderr_path, "wb")
+        try:
+            popen = subprocess.Popen(
+                argv,
+                cwd=job.project,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise BackendError(self.name, f"cannot start {argv[0]}: {exc}", job_id=job.instance_id) from exc
+        finally:
+            stdout.close()
+            if stderr is not subprocess.STDOUT:
+                stderr.close()
+        if self.supervisor:
+            self.supervisor.add_group(popen.pid)
+        pidfd = os.pidfd_open(popen.pid)
+        handle = JobHandle(self.name, str(popen.pid), job.instance_id, job.attempt)
+        proc = _Proc(handle, job, popen, pidfd, time.monotonic(), time.time(), cgroup)
+        self._selector.register(pidfd, selectors.EVENT_READ, proc)
+        self._procs[handle.job_id] = proc
+        return handle
+
+    def _client(self) -> Any:
+        if self._docker is None:
+            try:
+                import docker
+
+                self._docker = docker.from_env(timeout=DOCKER_TIMEOUT)
+                self._docker.ping()
+            except Exception as exc:
+                self._docker = None
+                raise EngineUnavailable("docker", str(exc), hint="is dockerd running?") from exc
+        return self._docker
+
+    def _submit_docker(self, job: Job) -> JobHandle:
+        client = self._client()
+        kwargs = docker_run_kwargs(job, uid=os.getuid(), gid=os.getgid())
+        for name in ("stdout", "stderr"):  # created here so they belong to the invoking user
+            (job.attempt_dir / name).touch()
+        try:
+            container = client.containers.run(**kwargs)
+        except Exception as exc:
+            raise BackendError("docker", f"cannot start a container for {job.instance_id}: {exc}") from exc
+        if self.supervisor:
+            self.supervisor.add_container(container.id)
+        handle = JobHandle(self.name, container.id[:12], job.instance_id, job.attempt)
+        entry = _Container(handle, job, container, time.monotonic(), time.time())
+        self._containers[handle.job_id] = entry
+        threading.Thread(target=self._wait_container, args=(entry,), daemon=True).start()
+        return handle
+
+    # -- poll -----------------------------------------------------------------------------
+    def poll(self, handles: Sequence[JobHandle], wait: float = 0.0) -> dict[str, JobStatus]:
+        wanted = {h.job_id for h in handles}
+        if not any(j in self._finished for j in wanted) and wait > 0:
+            events = self._selector.select(timeout=wait)
+        else:
+            events = self._selector.select(timeout=0)
+        for key, _ in events:
+            if key.data is None:
+                try:
+                    while os.read(self._wake_r, 4096):
+                        pass
+                except BlockingIOError:
+                    pass
+            else:
+                self._reap(key.data)
+        while True:
+            try:
+                job_id, status = self._docker_done.get_nowait()
+            except queue.Empty:
+                break
+            self._finished[job_id] = status
+        return {j: self._finished[j] for j in wanted if j in self._finished}
+
+    def _reap(self, proc: _Proc) -> None:
+        try:
+            pid, status, usage = os.wait4(proc.popen.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped elsewhere: the status is lost, the job is not
+            pid, status, usage = proc.popen.pid, None, None
+        if pid == 0:
+            return  # pidfd readiness without an exit yet (should not happen; harmless)
+        proc.popen.returncode = 0  # reaped by us; keeps Popen from waiting again
+        self._selector.unregister(proc.pidfd)
+        os.close(proc.pidfd)
+        if self.supervisor:
+            self.supervisor.remove_group(proc.popen.pid)
+        del self._procs[proc.handle.job_id]
+        end = time.monotonic()
+        metrics: dict[str, Any] = {
+            "start": proc.start_wall,
+            "end": proc.start_wall + (end - proc.start),
+            "wall": round(end - proc.start, 6),
+        }
+        if usage is not None:
+            metrics["cpu"] = round(usage.ru_utime + usage.ru_stime, 6)
+            metrics["peak_rss"] = usage.ru_maxrss * 1024
+        oom = False
+        if proc.cgroup is not None:
+            oom = proc.cgroup.oom_killed()
+            peak = proc.cgroup.peak()
+            if peak:
+                metrics["peak_rss"] = max(peak, metrics.get("peak_rss", 0))
+            proc.cgroup.remove()
+        elif status is not None:
+            _kill_group(proc.popen.pid)  # the step's own background children die with it
+        self._finished[proc.handle.job_id] = _status(proc.handle, status, oom, proc.cancelled, metrics)
+
+    def _wait_container(self, entry: _Container) -> None:
+        status = self._container_result(entry)
+        self._docker_done.put((entry.handle.job_id, status))
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass
+
+    def _container_result(self, entry: _Container) -> JobStatus:
+        container = entry.container
+        while True:
+            try:
+                container.wait(timeout=DOCKER_TIMEOUT)
+                container.reload()
+                break
+            except Exception as exc:
+                if entry.stop.is_set():
+                    return JobStatus(entry.handle, JobState.FAILED, failure=CANCELLED, message=str(exc))
+                try:
+                    container.reload()
+                except Exception as gone:
+                    return JobStatus(entry.handle, JobState.FAILED, failure=LOST, message=f"docker: {gone}")
+                if container.status in ("exited", "dead"):
+                    break
+        state = container.attrs.get("State", {})
+        end = time.monotonic()
+        metrics = {"start": entry.start_wall, "end": entry.start_wall + (end - entry.start), "wall": round(end - entry.start, 6)}
+        code = state.get("ExitCode")
+        try:
+            container.remove(force=True)
+        except Exception:
+            pass
+        if self.supervisor:
+            self.supervisor.remove_container(container.id)
+        return _status(entry.handle, None, bool(state.get("OOMKilled")), entry.cancelled, metrics, code=code)
+
+    # -- cancel ---------------------------------------------------------------------------
+    def cancel(self, handles: Iterable[JobHandle], *, force: bool = False) -> None:
+        sig = signal.SIGKILL if force else signal.SIGTERM
+        for handle in handles:
+            proc = self._procs.get(handle.job_id)
+            if proc is not None:
+                proc.cancelled = True
+                try:
+                    os.killpg(proc.popen.pid, sig)
+                except ProcessLookupError:
+                    pass
+                continue
+            entry = self._containers.get(handle.job_id)
+            if entry is not None:
+                entry.cancelled = True
+                entry.stop.set()
+                try:
+                    entry.container.kill(signal="SIGKILL" if force else "SIGTERM")
+                except Exception:
+                    pass
+
+    def forget(self, handles: Iterable[JobHandle]) -> None:
+        for handle in handles:
+            self._finished.pop(handle.job_id, None)
+            self._containers.pop(handle.job_id, None)
+
+    def cleanup_leftovers(self, project_label: str) -> list[str]:
+        """Containers of this project left by a run that was killed (we hold the run lock)."""
+        return remove_containers(project_label, label=LABEL_PROJECT)
+
+    def close(self) -> None:
+        if self._docker is not None:
+            self._docker.close()
+            self._docker = None
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _status(
+    handle: JobHandle,
+    wait_status: int | None,
+    oom: bool,
+    cancelled: bool,
+    metrics: dict[str, Any],
+    *,
+    code: int | None = None,
+) -> JobStatus:
+    if wait_status is None and code is None:
+        return JobStatus(handle, JobState.FAILED, failure=LOST, message="the job vanished", metrics=metrics)
+    if code is None:
+        code = os.waitstatus_to_exitcode(wait_status)  # type: ignore[arg-type]
+        code = 128 - code if code < 0 else code  # shell convention for a kill by signal N
+    # bash reports a child killed by signal N as 128+N, like the shell convention above
+    sig = code - 128 if 128 < code <= 128 + 64 else None
+    metrics["exit_code"] = code
+    if code == 0 and not oom:
+        return JobStatus(handle, JobState.SUCCEEDED, exit_code=0, metrics=metrics)
+    if oom:
+        failure, message = OOM, "out of memory (killed by the memory limit)"
+    elif cancelled:
+        failure, message = CANCELLED, "stopped"
+    elif sig:
+        failure, message = SIGNAL, f"killed by signal {_signame(sig)}"
+    else:
+        failure, message = EXIT, f"exit code {code}"
+    return JobStatus(handle, JobState.FAILED, exit_code=code, signal=sig, failure=failure, message=message, metrics=metrics)
+
+
+def _signame(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return str(sig)

@@ -1,0 +1,178 @@
+"""Command lines of the local runtimes (pure, unit-tested) and the host's memory cgroup.
+
+Every runtime runs the same ``script.sh`` as ``bash -euo pipefail script.sh``
+with stdout and stderr going to the attempt directory's ``stdout``/``stderr``,
+in the project directory, with exactly ``job.env`` as its environment (the
+runtime may add only what it must, e.g. the image's own PATH in a container).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from repropack.backends.base import Job
+from repropack.backends.resources import docker_limits
+from repropack.errors import RunError
+from repropack.run.supervisor import LABEL_RUN
+
+# Inside a container: the streams go to files in the (writable) attempt directory,
+# so the container's own log stays empty and logs are readable while it runs.
+INNER = 'exec bash -euo pipefail "$1" >"$2" 2>"$3"'
+HOST_ARGV = ("bash", "-euo", "pipefail")
+# Joins the memory cgroup before exec, so every process of the step is inside it.
+CGROUP_LAUNCH = 'echo $$ >"$1/cgroup.procs" && exec bash -euo pipefail "$2"'
+
+
+def host_argv(job: Job, cgroup: Path | None = None) -> list[str]:
+    if cgroup is not None:
+        return ["bash", "-c", CGROUP_LAUNCH, "repropack-step", str(cgroup), str(job.script_path)]
+    return [*HOST_ARGV, str(job.script_path)]
+
+
+def _bind_safe(path: Path) -> str:
+    text = str(path)
+    if any(c in text for c in ",:\n"):
+        raise RunError(f"cannot bind {text!r} into a container: the path contains ',', ':' or a newline")
+    return text
+
+
+def apptainer_argv(job: Job, *, apptainer: str = "apptainer") -> list[str]:
+    if not job.image:
+        raise RunError(f"{job.instance_id}: no SIF to run (run `repropack build` or set the profile's image)")
+    project = _bind_safe(job.project)
+    home = _bind_safe(job.attempt_dir / "home")
+    argv = [apptainer, "exec", "--cleanenv", "--containall", *job.runtime_flags]
+    argv += ["--pwd", project, "--home", f"{home}:{home}", "--bind", f"{project}:{project}:ro"]
+    for path in job.writable:
+        p = _bind_safe(path)
+        argv += ["--bind", f"{p}:{p}:rw"]
+    argv += [job.image, "bash", "-c", INNER, "repropack-step"]
+    argv += [str(job.script_path), str(job.stdout_path), str(job.stderr_path)]
+    return argv
+
+
+def apptainer_env(job: Job) -> dict[str, str]:
+    """The environment of the `apptainer` process: the step's variables travel as APPTAINERENV_*."""
+    env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")}
+    for key in ("REPROPACK_RUN_ID",):
+        if key in job.env:
+            env[key] = job.env[key]  # lets the supervisor find the apptainer process itself
+    for key, value in job.env.items():
+        if key not in ("HOME", "PATH"):  # HOME is --home; PATH is the image's
+            env[f"APPTAINERENV_{key}"] = value
+    return env
+
+
+def docker_run_kwargs(job: Job, *, uid: int, gid: int) -> dict[str, Any]:
+    """Keyword arguments of docker SDK's ``containers.run`` for one attempt."""
+    if not job.image:
+        raise RunError(f"{job.instance_id}: no image to run (run `repropack build` or set the profile's image)")
+    project = str(job.project)
+    volumes: dict[str, dict[str, str]] = {project: {"bind": project, "mode": "ro"}}
+    for path in job.writable:
+        volumes[str(path)] = {"bind": str(path), "mode": "rw"}
+    env = {k: v for k, v in job.env.items() if k != "PATH"}  # PATH is the image's
+    kwargs: dict[str, Any] = {
+        "image": job.image,
+        "command": ["bash", "-c", INNER, "repropack-step", str(job.script_path), str(job.stdout_path), str(job.stderr_path)],
+        "entrypoint": [],
+        "user": f"{uid}:{gid}",
+        "working_dir": project,
+        "environment": env,
+        "volumes": volumes,
+        "labels": dict(job.labels),
+        "detach": True,
+        "stdin_open": False,
+        "tty": False,
+        "init": True,  # reaps the step's orphans and forwards signals
+    }
+    kwargs.update(docker_limits(job.resources))
+    return kwargs
+
+
+class HostCgroup:
+    """A cgroup v1 memory group per attempt: enforces the step's memory and measures its peak.
+
+    Used only when the step asks for memory and the memory controller is writable (root).
+    """
+
+    ROOT = Path("/sys/fs/cgroup/memory")
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @classmethod
+    def available(cls) -> bool:
+        return (cls.ROOT / "memory.limit_in_bytes").exists() and os.access(cls.ROOT, os.W_OK)
+
+    @classmethod
+    def create(cls, run_id: str, name: str, memory: int) -> HostCgroup:
+        path = cls.ROOT / "repropack" / run_id / name
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "memory.limit_in_bytes").write_text(str(memory))
+        swap = path / "memory.memsw.limit_in_bytes"
+        if swap.exists():
+            try:
+                swap.write_text(str(memory))
+            except OSError:
+                pass
+        return cls(path)
+
+    def _read(self, name: str) -> str:
+        try:
+            return (self.path / name).read_text()
+        except OSError:
+            return ""
+
+    def oom_killed(self) -> bool:
+        for line in self._read("memory.oom_control").splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit():
+                return int(value) > 0
+        return False
+
+    def peak(self) -> int | None:
+        text = self._read("memory.max_usage_in_bytes").strip()
+        return int(text) if text.isdigit() else None
+
+    def pids(self) -> list[int]:
+        return [int(p) for p in self._read("cgroup.procs").split() if p.isdigit()]
+
+    def remove(self) -> None:
+        import signal
+
+        for pid in self.pids():  # a step's orphan must not keep the group (or its memory) alive
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            self.path.rmdir()
+        except OSError:
+            pass
+
+    @classmethod
+    def remove_run(cls, run_id: str) -> None:
+        root = cls.ROOT / "repropack" / run_id
+        if root.is_dir():
+            for child in root.iterdir():
+                if child.is_dir():
+                    cls(child).remove()
+            try:
+                root.rmdir()
+            except OSError:
+                pass
+
+
+__all__ = [
+    "CGROUP_LAUNCH",
+    "HostCgroup",
+    "INNER",
+    "LABEL_RUN",
+    "apptainer_argv",
+    "apptainer_env",
+    "docker_run_kwargs",
+    "host_argv",
+]

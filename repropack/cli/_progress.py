@@ -1,0 +1,115 @@
+"""Progress of a run: a live rich display on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+
+from repropack.run.runner import Events, InstanceResult
+
+
+class PlainEvents(Events):
+    """One line per event on stderr (logs, CI, pipes)."""
+
+    def __init__(self, quiet_skips: bool = True):
+        self.total = 0
+        self.finished_count = 0
+        self.quiet_skips = quiet_skips
+        self.t0 = time.monotonic()
+
+    def planned(self, total: int) -> None:
+        self.total = total
+
+    def _stamp(self) -> str:
+        return f"[{self.finished_count}/{self.total}]"
+
+    def started(self, instance_id: str, attempt: int) -> None:
+        again = f" (attempt {attempt})" if attempt > 1 else ""
+        click.echo(f"{self._stamp()} start {instance_id}{again}", err=True)
+
+    def finished(self, result: InstanceResult) -> None:
+        self.finished_count += 1
+        if result.status == "skipped" and self.quiet_skips:
+            return
+        detail = f": {result.failure}: {result.message}" if result.status == "failed" else ""
+        click.echo(f"{self._stamp()} {result.status} {result.id}{detail}", err=True)
+
+    def retrying(self, instance_id: str, attempt: int, failure: str, message: str, delay: float) -> None:
+        click.echo(f"{self._stamp()} retry {instance_id} ({failure}: {message}); attempt {attempt} in {delay:g}s", err=True)
+
+    def note(self, message: str) -> None:
+        click.echo(message, err=True)
+
+
+class RichEvents(PlainEvents):
+    """A progress bar with the running instances; finished ones scroll above it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]run"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=self.console,
+            transient=True,
+        )
+        self.task: Any = None
+        self.running: dict[str, int] = {}
+
+    def __enter__(self) -> RichEvents:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def planned(self, total: int) -> None:
+        super().planned(total)
+        self.task = self.progress.add_task("", total=total)
+
+    def _describe(self) -> None:
+        names = list(self.running)
+        text = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
+        self.progress.update(self.task, description=text)
+
+    def started(self, instance_id: str, attempt: int) -> None:
+        self.running[instance_id] = attempt
+        self._describe()
+
+    def finished(self, result: InstanceResult) -> None:
+        self.running.pop(result.id, None)
+        self.finished_count += 1
+        self.progress.update(self.task, completed=self.finished_count)
+        self._describe()
+        if result.status == "done":
+            self.console.print(f"[green]done[/] {_escape(result.id)}")
+        elif result.status == "failed":
+            self.console.print(f"[red]failed[/] {_escape(result.id)}: {result.failure}: {_escape(result.message)}")
+
+    def retrying(self, instance_id: str, attempt: int, failure: str, message: str, delay: float) -> None:
+        self.running.pop(instance_id, None)
+        self.console.print(f"[yellow]retry[/] {_escape(instance_id)} ({failure}: {_escape(message)}); attempt {attempt} in {delay:g}s")
+
+    def note(self, message: str) -> None:
+        self.console.print(_escape(message))
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def make_events(as_json: bool) -> PlainEvents:
+    if not as_json and sys.stderr.isatty():
+        return RichEvents()
+    return PlainEvents()

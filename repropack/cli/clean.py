@@ -1,0 +1,75 @@
+"""``repropack clean``: remove run directories, caches and stale environments; say what it freed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import click
+
+from repropack.cli._options import echo_json, json_output, project_dir
+
+
+def clean(root: Path, *, everything: bool = False, dry_run: bool = False) -> list[tuple[Path, int]]:
+    """What was (or would be) removed, with sizes. Keeps the journal: it is what makes reruns free."""
+    from repropack.run import rundir
+    from repropack.run.environments import ENVS_DIR, SIF_CACHE
+
+    runs = rundir.runs_root(root)
+    latest = os.readlink(runs / "latest") if (runs / "latest").is_symlink() else None
+    targets: list[Path] = []
+    if runs.is_dir():
+        for entry in sorted(runs.iterdir()):
+            if entry.name == "latest" or (entry.name == latest and not everything):
+                continue
+            targets.append(entry)
+    if everything:
+        targets += [p for p in (root / SIF_CACHE, root / ".repropack" / "cache" / "filehash.json") if p.exists()]
+        if latest:
+            targets.append(runs / "latest")
+    targets += _stale_envs(root / ENVS_DIR, root)
+    removed = []
+    for path in targets:
+        size = rundir.dir_size(path) if path.is_dir() and not path.is_symlink() else path.lstat().st_size
+        if not dry_run:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        removed.append((path, size))
+    return removed
+
+
+def _stale_envs(envs: Path, root: Path) -> list[Path]:
+    if not envs.is_dir():
+        return []
+    try:
+        from repropack.manifest import load_manifest
+
+        wanted = set(load_manifest(root).environments)
+    except Exception:  # an unreadable manifest must not make clean delete environments
+        return []
+    return [p for p in sorted(envs.iterdir()) if p.is_dir() and p.name not in wanted]
+
+
+@click.command("clean")
+@click.option("--all", "everything", is_flag=True, help="Also the last run's directory and the hash and SIF caches.")
+@click.option("-n", "--dry-run", is_flag=True, help="Only say what would be removed.")
+@project_dir
+@json_output
+def command(everything, dry_run, project_dir, as_json):
+    """Remove old run directories (keeping the last run), caches and stale environments."""
+    from repropack.run.lock import ProjectLock
+    from repropack.run.runner import new_run_id
+    from repropack.run.scheduler import format_bytes
+
+    root = project_dir.resolve()
+    with ProjectLock(root, "clean-" + new_run_id()):
+        removed = clean(root, everything=everything, dry_run=dry_run)
+    total = sum(size for _, size in removed)
+    if as_json:
+        echo_json({"removed": [str(p.relative_to(root)) for p, _ in removed], "bytes": total, "dry_run": dry_run})
+        return
+    verb = "would free" if dry_run else "freed"
+    click.echo(f"{verb} {format_bytes(total)} ({len(removed)} item(s) removed)")

@@ -1,0 +1,80 @@
+"""``repropack logs STEP[:INSTANCE]``: the output streams of a step instance's last run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from repropack.cli._options import project_dir
+
+
+def find_instances(root: Path, selector: str) -> dict[str, Path]:
+    """Instance id -> its run directory, for every journaled instance matching the selector.
+
+    Accepted: a full id (``count[sample=a]``), a step name (``count``), or ``STEP:VALUE`` where VALUE
+    is one of the instance's wildcard values (``count:a``).
+    """
+    from repropack.run.journal import read_records
+    from repropack.run.runner import JOURNAL
+
+    dirs: dict[str, Path] = {}
+    for record in read_records(root / JOURNAL):
+        if record.get("t") in ("done", "failed") and record.get("dir"):
+            dirs[record["id"]] = root / record["dir"]
+        elif record.get("t") == "start":
+            from repropack.run.rundir import instance_dir
+
+            dirs[record["id"]] = instance_dir(root, record["run"], record["id"]).path
+    if selector in dirs:
+        return {selector: dirs[selector]}
+    step, _, value = selector.partition(":")
+    found = {}
+    for iid, path in dirs.items():
+        name, _, rest = iid.partition("[")
+        if name != step:
+            continue
+        values = [kv.partition("=")[2] for kv in rest.rstrip("]").split(",")] if rest else []
+        if not value or value in values:
+            found[iid] = path
+    return found
+
+
+@click.command("logs")
+@click.argument("selector", metavar="STEP[:INSTANCE]")
+@click.option("--attempt", type=int, help="Show this attempt (default: the last).")
+@click.option("--stream", type=click.Choice(["both", "stdout", "stderr"]), default="both", show_default=True)
+@click.option("-n", "--lines", type=int, default=0, help="Only the last N lines of each stream.")
+@project_dir
+def command(selector, attempt, stream, lines, project_dir):
+    """Show the script, exit status, metrics and output of a step instance."""
+    from repropack.errors import UsageError
+    from repropack.run.rundir import InstanceDir, tail
+
+    root = project_dir.resolve()
+    found = find_instances(root, selector)
+    if not found:
+        raise UsageError(f"no instance matches {selector!r} in this project's runs")
+    if len(found) > 1:
+        names = "\n  ".join(sorted(found)[:20])
+        raise UsageError(f"{selector!r} matches {len(found)} instances; name one:\n  {names}")
+    (iid, path), = found.items()
+    idir = InstanceDir(path)
+    chosen = idir.attempt(attempt) if attempt else idir.last_attempt()
+    if chosen is None or not chosen.path.is_dir():
+        raise UsageError(f"{iid}: no attempt directory under {path}")
+    metrics = chosen.read_metrics()
+    click.echo(f"== {iid} attempt {chosen.attempt}  ({chosen.path})")
+    click.echo(f"exit code: {chosen.read_exit_code()}  failure: {metrics.get('failure')}  "
+               f"wall: {metrics.get('wall')} s  cpu: {metrics.get('cpu')} s  peak rss: {metrics.get('peak_rss')} B")
+    click.echo("-- script.sh")
+    click.echo(chosen.script.read_text(encoding="utf-8", errors="replace") if chosen.script.exists() else "(none)")
+    for name in ("stdout", "stderr"):
+        if stream not in ("both", name):
+            continue
+        file = getattr(chosen, name)
+        click.echo(f"-- {name}")
+        if lines:
+            click.echo(tail(file, lines))
+        elif file.exists():
+            click.echo(file.read_text(encoding="utf-8", errors="replace"), nl=False)

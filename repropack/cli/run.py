@@ -1,0 +1,118 @@
+"""``repropack run``: run the workflow's steps as a parallel DAG, skipping finished work."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from repropack.cli._options import echo_json, json_output, offline, project_dir
+
+
+@click.command("run")
+@click.argument("steps", nargs=-1)
+@click.option("--profile", help="Profile to run with (backend and runtime); default: `local`.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Run at most N instances (and N cpus) at once.")
+@click.option("--resume/--no-resume", default=True, show_default=True, help="Skip instances whose key and outputs match.")
+@click.option("--from", "from_", metavar="STEP", help="Start at STEP (earlier steps are taken as done).")
+@click.option("--until", metavar="STEP", help="Stop after STEP.")
+@click.option("--dry-run", is_flag=True, help="Print what would run and why; run nothing.")
+@click.option("--keep-going", is_flag=True, help="After a failure, go on with everything that does not depend on it.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a [params] value (repeatable).")
+@project_dir
+@json_output
+@offline
+def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, params, project_dir, as_json, offline):
+    """Run STEP... (default: every step), in parallel where the DAG allows."""
+    from repropack.errors import StepFailed, UsageError
+    from repropack.manifest import load_manifest
+    from repropack.run.dag import expand
+
+    manifest = load_manifest(project_dir)
+    overrides = _parse_params(params, manifest.params)
+    dag = expand(manifest, overrides)
+    if steps or from_ or until:
+        dag = dag.select(targets=tuple(steps), from_=from_, until=until)
+    if dry_run:
+        _dry_run(manifest, dag, resume, as_json)
+        return
+    from repropack.cli._progress import RichEvents, make_events
+    from repropack.run.runner import Runner, RunOptions
+
+    options = RunOptions(profile=profile, jobs=jobs, resume=resume, keep_going=keep_going, offline=offline,
+                         argv=["repropack", "run", *sys.argv[2:]])
+    events = make_events(as_json)
+    runner = Runner(manifest, dag, options, events)
+    if isinstance(events, RichEvents):
+        with events:
+            result = runner.run()
+    else:
+        result = runner.run()
+    for path in result.undeclared[:20]:
+        click.echo(f"warning: {path} appeared in the project but no step declares it as an output", err=True)
+    if len(result.undeclared) > 20:
+        click.echo(f"warning: ... and {len(result.undeclared) - 20} more undeclared files", err=True)
+    summary = {s: result.count(s) for s in ("done", "skipped", "failed", "not-run")}
+    if as_json:
+        echo_json({"run": result.run_id, "status": result.status, "counts": summary, "undeclared": result.undeclared,
+                   "instances": {r.id: {"status": r.status, "failure": r.failure, "message": r.message,
+                                        "attempts": r.attempts} for r in result.results.values()}})
+    else:
+        parts = ", ".join(f"{n} {s}" for s, n in summary.items() if n)
+        click.echo(f"run {result.run_id}: {parts or 'nothing to do'}", err=True)
+    if result.failed:
+        first = result.failed[0]
+        for failed in result.failed:
+            _print_failure(failed, Path(manifest.root))
+        raise StepFailed(first.id, backend=first.backend or "local", job_id=first.job_id, exit_status=None,
+                         failure=first.failure or "failed", log_tail="", run_dir=first.dir)
+    if result.status != "ok":
+        raise UsageError(f"run ended {result.status}")
+
+
+def _parse_params(pairs, known) -> dict[str, str]:
+    from repropack.errors import UsageError
+
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param {pair!r}: expected KEY=VALUE")
+        if key not in known:
+            names = ", ".join(sorted(known)) or "none defined"
+            raise UsageError(f"--param {key}: no such parameter in [params] (known: {names})")
+        out[key] = value
+    return out
+
+
+def _dry_run(manifest, dag, resume: bool, as_json: bool) -> None:
+    from repropack.run.runner import plan_run
+
+    decisions = plan_run(manifest, dag, resume=resume)
+    to_run = [d for d in decisions if d.run]
+    if as_json:
+        echo_json({"to_run": [{"id": d.instance_id, "reasons": d.reasons} for d in to_run],
+                   "up_to_date": len(decisions) - len(to_run)})
+        return
+    for d in to_run:
+        click.echo(f"run  {d.instance_id}  ({'; '.join(d.reasons)})")
+    click.echo(f"{len(to_run)} to run, {len(decisions) - len(to_run)} up to date", err=True)
+
+
+def _print_failure(result, root: Path) -> None:
+    from repropack.run.rundir import InstanceDir, tail
+
+    click.echo(f"\nfailed: {result.id} ({result.failure}: {result.message}) after {result.attempts} attempt(s)", err=True)
+    if result.command:
+        click.echo(f"command: {result.command}", err=True)
+    if result.dir is None:
+        return
+    last = InstanceDir(Path(result.dir)).last_attempt()
+    if last is None:
+        return
+    for name, path in (("stderr", last.stderr), ("stdout", last.stdout)):
+        text = tail(path, 15)
+        if text:
+            click.echo(f"--- {name} (last lines; {path.relative_to(root) if path.is_relative_to(root) else path}) ---", err=True)
+            click.echo(text, err=True)

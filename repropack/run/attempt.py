@@ -1,0 +1,176 @@
+"""One attempt of one instance: its script, surroundings and resources; then its outputs.
+
+Outputs go to temporary paths under the instance's run directory (``out/``)
+and are moved into place with ``rename`` only after the step succeeded, every
+declared output exists and every ``expect`` digest matched: a half-written
+output is never where a later step or run would take it as done. A step whose
+command names no ``{outputs}`` writes in place; its stale outputs are removed
+before it runs so an old file cannot pass for a new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from repropack.backends.base import JobResources
+from repropack.run.checksums import sha256_files
+from repropack.run.keys import files_digest
+
+FIXED_ENV = {
+    "LC_ALL": "C.UTF-8",
+    "LANG": "C.UTF-8",
+    "TZ": "UTC",
+    "PYTHONHASHSEED": "0",
+    "PYTHONDONTWRITEBYTECODE": "1",  # no __pycache__ in the project (read-only in containers anyway)
+}
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def resources_for(step: Any, attempt: int) -> JobResources:
+    r = step.resources
+    return JobResources(
+        cpus=max(1, int(r.cpus)),
+        memory=r.memory.at(attempt) if r.memory is not None else None,
+        time=r.time.at(attempt) if r.time is not None else None,
+        gpus=int(r.gpus or 0),
+    )
+
+
+def step_env(
+    *,
+    cpus: int,
+    home: Path,
+    tmp: Path,
+    run_id: str,
+    path: str,
+    passthrough: Sequence[str] = (),
+    caller: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The whole environment of a step: fixed values, nothing of the caller's unless passed."""
+    caller = os.environ if caller is None else caller
+    env = dict(FIXED_ENV)
+    env.update({name: str(cpus) for name in THREAD_VARS})
+    env.update({"HOME": str(home), "TMPDIR": str(tmp), "PATH": path, "REPROPACK_RUN_ID": run_id})
+    for name in passthrough:
+        if name in caller:
+            env[name] = caller[name]
+    return env
+
+
+def host_path(prefix: Path | None, caller: Mapping[str, str] | None = None) -> str:
+    """PATH on the host: the environment's bin first; without one, the host's own tools."""
+    if prefix is not None:
+        return f"{prefix / 'bin'}:{SYSTEM_PATH}"
+    caller = os.environ if caller is None else caller
+    return caller.get("PATH", SYSTEM_PATH)
+
+
+def render_script(instance_id: str, attempt: int, command: str) -> str:
+    # json.dumps keeps an id holding a newline or quote on one inert comment line
+    label = json.dumps(instance_id, ensure_ascii=True)
+    return f"#!/usr/bin/env bash\n# repropack step {label} attempt {attempt}\nset -euo pipefail\n{command}\n"
+
+
+def uses_output_placeholder(step: Any) -> bool:
+    return "{outputs" in step.run
+
+
+@dataclass
+class OutputPlan:
+    """Where each declared output is written (temp or final) and where it ends up."""
+
+    final: tuple[str, ...]  # project-relative final paths (non-pipe)
+    written: tuple[str, ...]  # project-relative paths the step writes (temp, or final in place)
+    in_place: bool
+    pipes: tuple[str, ...] = ()
+
+    def prepare(self, root: Path) -> None:
+        for rel in self.written:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            if self.in_place:
+                _remove(root / rel)
+        for rel in self.final:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+
+    def writable_dirs(self, root: Path) -> list[Path]:
+        """Directories a container must be able to write for this plan (in place: the outputs' parents)."""
+        if not self.in_place:
+            return []
+        return sorted({(root / rel).parent for rel in self.written})
+
+
+def plan_outputs(inst: Any, staging_rel: str) -> OutputPlan:
+    final = tuple(p for p in inst.outputs if p not in inst.pipes)
+    if not uses_output_placeholder(inst.step):
+        return OutputPlan(final, final, True, tuple(inst.pipes))
+    written = tuple(f"{staging_rel}/{p}" for p in final)
+    return OutputPlan(final, written, False, tuple(inst.pipes))
+
+
+def command_outputs(inst: Any, plan: OutputPlan, pipe_paths: Mapping[str, str]) -> list[str]:
+    """The paths substituted for {outputs}, in the instance's declared order."""
+    mapping = dict(zip(plan.final, plan.written))
+    mapping.update(pipe_paths)
+    return [mapping[p] for p in inst.outputs]
+
+
+class OutputFailure(Exception):
+    def __init__(self, failure: str, message: str):
+        super().__init__(message)
+        self.failure = failure
+        self.message = message
+
+
+def collect_outputs(root: Path, plan: OutputPlan, expect: Mapping[str, str]) -> dict[str, str]:
+    """Check and hash the written outputs, then move them into place; returns final path -> sha256."""
+    missing = [final for final, written in zip(plan.final, plan.written) if not os.path.lexists(root / written)]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise OutputFailure("missing-output", f"the step exited 0 but did not write {missing[0]}{more}")
+    files = [(f, w) for f, w in zip(plan.final, plan.written) if not (root / w).is_dir()]
+    digests = dict(zip((f for f, _ in files), sha256_files([root / w for _, w in files])))
+    for final, written in zip(plan.final, plan.written):
+        if final not in digests:
+            digests[final] = tree_digest(root / written)
+    for path, wanted in expect.items():
+        want = wanted.split(":", 1)[1] if ":" in wanted else wanted
+        got = digests.get(path)
+        if got is not None and got != want.lower():
+            raise OutputFailure("expect", f"{path}: expected sha256:{want}, got sha256:{got}")
+    if not plan.in_place:
+        for final, written in zip(plan.final, plan.written):
+            _move(root / written, root / final)
+    return digests
+
+
+def tree_digest(path: Path) -> str:
+    rels = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+    return "tree:" + files_digest(dict(zip(rels, sha256_files([path / r for r in rels]))))
+
+
+def _move(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if src.is_dir() and not src.is_symlink() and dst.exists():
+        aside = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        os.replace(dst, aside)
+        os.replace(src, dst)
+        _remove(aside)
+        return
+    os.replace(src, dst)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass

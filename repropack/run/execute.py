@@ -1,0 +1,334 @@
+"""The runner's main loop: ready instances, attempts, retries, time limits, stops."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections import defaultdict, deque
+from pathlib import Path
+from typing import Any
+
+from repropack.backends.base import CANCELLED, TIMEOUT, Backend, Job, JobStatus
+from repropack.backends.local import LocalBackend
+from repropack.errors import BackendError
+from repropack.run import rundir
+from repropack.run.attempt import (
+    OutputFailure,
+    collect_outputs,
+    command_outputs,
+    host_path,
+    plan_outputs,
+    render_script,
+    SYSTEM_PATH,
+    resources_for,
+    step_env,
+)
+from repropack.run.checksums import write_checksums
+from repropack.run.undeclared import Snapshot
+
+KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when a time limit passes
+
+
+class Executor:
+    def __init__(self, runner: Any, planner: Any, journal: Any, hashes: Any, scheduler: Any, supervisor: Any):
+        self.r = runner
+        self.dag = runner.dag
+        self.root: Path = runner.root
+        self.planner = planner
+        self.journal = journal
+        self.hashes = hashes
+        self.scheduler = scheduler
+        self.supervisor = supervisor
+        self.failed_any = False
+        self.order = {iid: n for n, iid in enumerate(self.dag.instances)}
+        instances = self.dag.instances
+        # deps outside the (selected) DAG are not run here: their outputs must already exist
+        self.waiting = {iid: len({d for d in inst.deps if d in instances}) for iid, inst in instances.items()}
+        self.children: dict[str, list[str]] = defaultdict(list)
+        for iid, inst in instances.items():
+            for dep in {d for d in inst.deps if d in instances}:
+                self.children[dep].append(iid)
+        self.ready: deque[str] = deque(i for i, n in self.waiting.items() if n == 0)
+        self.parts: dict[str, Any] = {}
+        self.snapshot: Snapshot | None = None
+        self._attempt_of: dict[str, int] = {}  # the attempt a re-queued instance starts next
+
+    # -- backends ------------------------------------------------------------------------
+    def local_backend(self) -> LocalBackend:
+        if "local" not in self.r._backends:
+            self.r._backends["local"] = LocalBackend(run_id=self.r.run_id, supervisor=self.supervisor)
+        return self.r._backends["local"]  # type: ignore[return-value]
+
+    # -- loop ----------------------------------------------------------------------------
+    def loop(self) -> None:
+        while True:
+            self._resolve_ready()
+            self._release_delayed()
+            if not self.r.stopping:
+                for iid, _ in self.scheduler.take():
+                    self._launch(iid, self._attempt_of.get(iid, 1))
+            if not self.r.active and not self.ready and not self.r._delayed and (not len(self.scheduler) or self.r.stopping):
+                break
+            self._poll()
+            self._enforce_deadlines()
+            self.journal.flush()
+        for iid in self.scheduler.drop_ready():
+            self._not_run(iid)
+
+    def _resolve_ready(self) -> None:
+        while self.ready:
+            iid = self.ready.popleft()
+            if self.r.stopping:
+                self._not_run(iid)
+                continue
+            inst = self.dag.instances[iid]
+            decision = self.planner.decide(inst)
+            if decision.missing:
+                path = decision.missing[0]
+                maker = self.dag.producers.get(path)
+                why = f", which {maker} should have made" if maker else " (no step makes it)"
+                self._fail(iid, "missing-input", f"missing input {path}{why}", attempts=0)
+                continue
+            if not decision.run:
+                self.r.results[iid] = rundir_result(iid, "skipped")
+                self.r.events.finished(self.r.results[iid])
+                self._complete(iid)
+                continue
+            self.parts[iid] = decision.parts
+            self.scheduler.push(self.order[iid], iid, self.r._demand(inst, 1))
+
+    def _release_delayed(self) -> None:
+        if not self.r._delayed:
+            return
+        now = time.monotonic()
+        keep = []
+        for due, iid, attempt in self.r._delayed:
+            if self.r.stopping:
+                self._fail(iid, CANCELLED, "stopped before its retry", attempts=attempt - 1)
+            elif due <= now:
+                demand = self.r._demand(self.dag.instances[iid], attempt)
+                why = self.scheduler.never_fits(demand)
+                if why:
+                    self._fail(iid, "resources", f"attempt {attempt} {why}", attempts=attempt - 1)
+                    continue
+                self._attempt_of[iid] = attempt
+                self.scheduler.push(self.order[iid], iid, demand)
+            else:
+                keep.append((due, iid, attempt))
+        self.r._delayed = keep
+
+    def _poll(self) -> None:
+        now = time.monotonic()
+        wait = 0.5 if not self.r.stopping else 0.1
+        for due, _, _ in self.r._delayed:
+            wait = min(wait, max(0.0, due - now))
+        for active in self.r.active.values():
+            for moment in (active.deadline, active.kill_at):
+                if moment is not None:
+                    wait = min(wait, max(0.0, moment - now))
+        if not self.r.active:
+            if wait > 0:
+                time.sleep(wait)
+            return
+        for name, backend in self.r._backends.items():
+            handles = [a.handle for a in self.r.active.values() if a.backend is backend]
+            if not handles:
+                continue
+            try:
+                statuses = backend.poll(handles, wait=wait)
+            except BackendError as exc:
+                self.r.events.note(str(exc))
+                continue
+            done = [self.r.active[job_id] for job_id in statuses if job_id in self.r.active]
+            for active in done:
+                self._finish(active, statuses[active.handle.job_id])
+            backend.forget(a.handle for a in done)
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for active in list(self.r.active.values()):
+            if active.deadline is not None and now >= active.deadline and not active.timed_out:
+                active.timed_out = True
+                active.kill_at = now + KILL_GRACE
+                active.backend.cancel([active.handle])
+            elif active.kill_at is not None and now >= active.kill_at:
+                active.kill_at = None
+                active.backend.cancel([active.handle], force=True)
+
+    # -- launching -----------------------------------------------------------------------
+    def _launch(self, iid: str, attempt: int) -> None:
+        from repropack.run.runner import _Active
+
+        inst = self.dag.instances[iid]
+        profile = self.r.profile_for(inst)
+        idir = rundir.instance_dir(self.root, self.r.run_id, iid)
+        adir = idir.attempt(attempt)
+        res = resources_for(inst.step, attempt)
+        staging_rel = os.path.relpath(idir.staging, self.root)
+        outputs = plan_outputs(inst, staging_rel)
+        try:
+            if attempt == 1:
+                idir.write_instance(self._instance_record(inst, profile))
+            outputs.prepare(self.root)
+            inputs_list = None
+            if "{inputs:list}" in inst.step.run:
+                idir.inputs_list.write_text("".join(f"{p}\n" for p in inst.inputs), encoding="utf-8")
+                inputs_list = os.path.relpath(idir.inputs_list, self.root)
+            command = inst.command(attempt=attempt, outputs=command_outputs(inst, outputs, {}),
+                                   inputs_list=inputs_list, cpus=res.cpus)
+            job = self._job(inst, profile, attempt, adir, idir, outputs, res, command)
+            if profile.runtime == "host" and self.snapshot is None:
+                self.snapshot = Snapshot.take(self.root)
+            backend = self.local_backend()
+            handle = backend.submit(job)
+        except (BackendError, OSError) as exc:
+            self.scheduler.release(iid)
+            self._attempt_failed(inst, attempt, "submit", str(exc), res, adir)
+            return
+        except Exception:
+            self.scheduler.release(iid)
+            raise
+        now = time.monotonic()
+        deadline = now + res.time if res.time else None
+        self.r.active[handle.job_id] = _Active(inst, attempt, handle, backend, now, deadline, adir, outputs, res, command)
+        self.journal.append("start", id=iid, attempt=attempt, time=time.time(), backend=backend.name,
+                            runtime=profile.runtime, job=handle.job_id, req=res.to_record())
+        self.r.events.started(iid, attempt)
+
+    def _job(self, inst, profile, attempt, adir, idir, outputs, res, command) -> Job:
+        runtime = profile.runtime
+        prefix = self.r.environments.host_prefix(inst.step.environment) if runtime == "host" else None
+        path = host_path(prefix) if runtime == "host" else SYSTEM_PATH
+        adir.path.mkdir(parents=True, exist_ok=True)
+        adir.home.mkdir(exist_ok=True)
+        adir.tmp.mkdir(exist_ok=True)
+        env = step_env(cpus=res.cpus, home=adir.home, tmp=adir.tmp, run_id=self.r.run_id, path=path,
+                       passthrough=profile.env)
+        if prefix is not None:
+            env["CONDA_PREFIX"] = str(prefix)
+            if (prefix / "pyvenv.cfg").exists():
+                env["VIRTUAL_ENV"] = str(prefix)
+        image = self.r.environments.image(profile, runtime) if runtime != "host" else None
+        flags = profile.apptainer_flags if runtime == "apptainer" else profile.docker_flags
+        writable = (idir.path, *outputs.writable_dirs(self.root))
+        return Job(instance_id=inst.id, attempt=attempt, run_id=self.r.run_id, project=self.root,
+                   attempt_dir=adir.path, script=render_script(inst.id, attempt, command), env=env,
+                   resources=res, runtime=runtime, image=image, env_prefix=prefix, writable=writable,
+                   runtime_flags=tuple(flags), labels=self.r.labels())
+
+    def _instance_record(self, inst: Any, profile: Any) -> dict[str, Any]:
+        return {"id": inst.id, "step": inst.step.name, "wildcards": dict(inst.wildcards), "run": self.r.run_id,
+                "key": self.parts[inst.id].key if inst.id in self.parts else None,
+                "inputs": list(inst.inputs) if len(inst.inputs) <= 1000 else len(inst.inputs),
+                "outputs": list(inst.outputs), "profile": profile.name, "runtime": profile.runtime,
+                "backend": profile.backend, "retries": inst.step.retries}
+
+    # -- finishing -----------------------------------------------------------------------
+    def _finish(self, active: Any, status: JobStatus) -> None:
+        del self.r.active[active.handle.job_id]
+        self.scheduler.release(active.inst.id)
+        failure, message = status.failure, status.message
+        if active.timed_out:
+            failure, message = TIMEOUT, f"time limit of {active.resources.time} s exceeded"
+        metrics = {**status.metrics, "requested": active.resources.to_record(), "failure": failure,
+                   "backend": active.backend.name, "job": active.handle.job_id}
+        digests: dict[str, str] = {}
+        if failure is None:
+            try:
+                digests = collect_outputs(self.root, active.outputs, active.inst.step.expect)
+            except OutputFailure as exc:
+                failure, message = exc.failure, exc.message
+        metrics["failure"] = failure
+        active.attempt_dir.write_result(status.exit_code, metrics)
+        if failure is not None:
+            if self.r.stopping and failure in (CANCELLED, "signal"):
+                failure, message = CANCELLED, "stopped by the user"
+            self._attempt_failed(active.inst, active.attempt, failure, message, active.resources,
+                                 active.attempt_dir, metrics=metrics, status=status, command=active.command)
+            return
+        self._succeeded(active, digests, metrics)
+
+    def _succeeded(self, active: Any, digests: dict[str, str], metrics: dict[str, Any]) -> None:
+        inst = active.inst
+        for path, digest in digests.items():
+            if not digest.startswith("tree:"):
+                self.hashes.remember(path, digest)
+        idir = rundir.InstanceDir(active.attempt_dir.path.parent)
+        write_checksums(idir.checksums, digests)
+        active.attempt_dir.remove_scratch()
+        shutil.rmtree(idir.staging, ignore_errors=True)
+        parts = self.parts[inst.id]
+        self.journal.append("attempt", id=inst.id, attempt=active.attempt, status="ok", metrics=metrics)
+        self.journal.append("done", id=inst.id, step=inst.step.name, key=parts.key, parts=parts.to_record(),
+                            outputs=digests, start=metrics.get("start"), end=metrics.get("end"),
+                            attempts=active.attempt, dir=os.path.relpath(idir.path, self.root))
+        result = rundir_result(inst.id, "done", attempts=active.attempt, dir=idir.path, command=active.command,
+                               backend=active.backend.name, job_id=active.handle.job_id)
+        self.r.results[inst.id] = result
+        self.r.events.finished(result)
+        self._complete(inst.id)
+
+    def _attempt_failed(self, inst, attempt, failure, message, res, adir, *, metrics=None, status=None, command=""):
+        from repropack.run.runner import retry_delay
+
+        exit_code = status.exit_code if status else None
+        self.journal.append("attempt", id=inst.id, attempt=attempt, status="failed", failure=failure,
+                            message=message, exit=exit_code, signal=status.signal if status else None,
+                            metrics=metrics or {"requested": res.to_record(), "failure": failure})
+        if metrics is None:
+            adir.path.mkdir(parents=True, exist_ok=True)
+            adir.write_result(None, {"requested": res.to_record(), "failure": failure, "message": message})
+        if attempt <= inst.step.retries and not self.r.stopping and failure not in (CANCELLED, "submit"):
+            delay = retry_delay(self.r.options, attempt + 1)
+            self.r._delayed.append((time.monotonic() + delay, inst.id, attempt + 1))
+            self.r.events.retrying(inst.id, attempt + 1, failure, message, delay)
+            return
+        self._fail(inst.id, failure, message, attempts=attempt, dir=adir.path.parent, command=command,
+                   job_id=status.handle.job_id if status else None)
+
+    def _fail(self, iid: str, failure: str, message: str, *, attempts: int, dir: Path | None = None,
+              command: str = "", job_id: str | None = None) -> None:
+        inst = self.dag.instances[iid]
+        self.journal.append("failed", id=iid, step=inst.step.name, failure=failure, message=message,
+                            attempts=attempts, dir=os.path.relpath(dir, self.root) if dir else None)
+        result = rundir_result(iid, "failed", failure=failure, message=message, attempts=attempts, dir=dir,
+                               command=command, backend="local", job_id=job_id)
+        self.r.results[iid] = result
+        self.failed_any = True
+        self.r.events.finished(result)
+        if not self.r.options.keep_going and failure != CANCELLED:
+            self.r.stopping = True
+
+    def _not_run(self, iid: str) -> None:
+        if iid not in self.r.results:
+            self.r.results[iid] = rundir_result(iid, "not-run")
+
+    def _complete(self, iid: str) -> None:
+        for child in self.children.get(iid, ()):
+            self.waiting[child] -= 1
+            if self.waiting[child] == 0:
+                self.ready.append(child)
+
+    # -- end -----------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop whatever still runs (an exception escaped the loop) and release backends."""
+        for backend in self.r._backends.values():
+            handles = [a.handle for a in self.r.active.values() if a.backend is backend]
+            if handles:
+                backend.cancel(handles, force=True)
+            backend.close()
+        for iid in self.dag.instances:
+            self._not_run(iid)
+
+    def undeclared(self) -> list[str]:
+        if self.snapshot is None:
+            return []
+        declared = set(self.dag.producers) | {d.path for d in self.r.manifest.data.values()}
+        return self.snapshot.new_files(self.root, declared)
+
+
+def rundir_result(iid: str, status: str, **fields: Any):
+    from repropack.run.runner import InstanceResult
+
+    return InstanceResult(iid, status, **fields)

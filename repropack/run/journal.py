@@ -1,0 +1,202 @@
+"""The run journal: append-only JSON lines in ``.repropack/journal.jsonl``.
+
+Every line is one record ``{"v": JOURNAL_VERSION, "t": TYPE, "run": RUN_ID, ...}``:
+
+- ``run``      a run started: time, argv, host, profile, pid
+- ``start``    an attempt of an instance was submitted: id, attempt, backend, job, requested resources
+- ``attempt``  an attempt ended: id, attempt, status ok|failed, failure class, exit, signal, start, end, metrics
+- ``done``     an instance finished: id, step, key, parts (for --dry-run reasons), outputs {path: sha256},
+               start, end, attempts, dir (its run directory, project-relative)
+- ``failed``   an instance failed after all attempts: id, step, failure, dir
+- ``end``      the run ended: status ok|failed|interrupted, time
+
+Durability: each batch of records reaches the kernel with one ``write`` (so a
+``kill -9`` of the runner loses nothing written), and is fsynced at most every
+``sync_interval`` seconds and on close (so a power cut costs at most that
+window, never a torn record: a truncated last line is dropped on read and cut
+off before the next append). Records are read through :func:`upgrade`, the one
+path from older versions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from repropack.errors import FormatVersionError
+
+JOURNAL_VERSION = 1
+JOURNAL_NAME = "journal.jsonl"
+
+# version -> function turning a record of that version into one of version + 1
+_MIGRATIONS: dict[int, Any] = {}
+
+
+def upgrade(record: dict[str, Any], *, path: Path | str = JOURNAL_NAME) -> dict[str, Any]:
+    version = record.get("v", 1)
+    if not isinstance(version, int) or version > JOURNAL_VERSION:
+        raise FormatVersionError("journal", path, version if isinstance(version, int) else -1, JOURNAL_VERSION)
+    while version < JOURNAL_VERSION:
+        record = _MIGRATIONS[version](record)
+        version += 1
+        record["v"] = version
+    return record
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Every complete record, upgraded; a torn line (a crash mid-write) is skipped."""
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with handle:
+        for raw in handle:
+            if not raw.endswith(b"\n"):
+                return  # the torn tail of an interrupted write
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                yield upgrade(record, path=path)
+
+
+def _repair_tail(fd: int) -> None:
+    """Cut a torn last line so the next record starts on a line of its own."""
+    size = os.lseek(fd, 0, os.SEEK_END)
+    if size == 0:
+        return
+    chunk = 1 << 16
+    pos = size
+    while pos > 0:
+        start = max(0, pos - chunk)
+        data = os.pread(fd, pos - start, start)
+        if pos == size and data.endswith(b"\n"):
+            return
+        cut = data.rfind(b"\n")
+        if cut >= 0:
+            os.ftruncate(fd, start + cut + 1)
+            return
+        pos = start
+    os.ftruncate(fd, 0)
+
+
+class Journal:
+    """Appends records for one run; records are buffered until :meth:`flush`."""
+
+    def __init__(self, path: Path, run_id: str, *, sync_interval: float = 0.5):
+        self.path = Path(path)
+        self.run_id = run_id
+        self.sync_interval = sync_interval
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        _repair_tail(self._fd)
+        self._pending: list[bytes] = []
+        self._last_sync = time.monotonic()
+        self._unsynced = False
+
+    def append(self, kind: str, **fields: Any) -> None:
+        record = {"v": JOURNAL_VERSION, "t": kind, "run": self.run_id, **fields}
+        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str)
+        self._pending.append(line.encode("utf-8") + b"\n")
+
+    def flush(self) -> None:
+        """Hand buffered records to the kernel in one write; fsync if the interval passed."""
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            self._unsynced = True
+        if self._unsynced and time.monotonic() - self._last_sync >= self.sync_interval:
+            self.sync()
+
+    def sync(self) -> None:
+        if self._pending:
+            self.flush()
+        if self._unsynced:
+            os.fsync(self._fd)
+            self._unsynced = False
+        self._last_sync = time.monotonic()
+
+    def close(self) -> None:
+        if self._fd < 0:
+            return
+        self.sync()
+        os.close(self._fd)
+        self._fd = -1
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class JournalState:
+    """What the journal says, folded: the latest finish of each instance and the last run."""
+
+    done: dict[str, dict[str, Any]] = field(default_factory=dict)  # instance id -> latest done record
+    last_run: dict[str, Any] | None = None  # the last `run` record
+    last_run_records: list[dict[str, Any]] = field(default_factory=list)
+    lines: int = 0
+
+    def instance_states(self) -> dict[str, dict[str, Any]]:
+        """Instance id -> its latest record of the last run (start/attempt/done/failed)."""
+        states: dict[str, dict[str, Any]] = {}
+        for record in self.last_run_records:
+            if "id" in record:
+                states[record["id"]] = record
+        return states
+
+
+def load_state(path: Path) -> JournalState:
+    state = JournalState()
+    for record in read_records(path):
+        state.lines += 1
+        kind = record.get("t")
+        if kind == "run":
+            state.last_run = record
+            state.last_run_records = []
+        elif state.last_run is not None and record.get("run") == state.last_run.get("run"):
+            state.last_run_records.append(record)
+        if kind == "done":
+            state.done[record["id"]] = record
+    return state
+
+
+def compact(path: Path, state: JournalState) -> bool:
+    """Rewrite the journal to the latest done per instance plus the last run, when it pays.
+
+    Called only under the project's run lock. The rewrite is atomic (write, fsync, rename).
+    """
+    keep_last = state.last_run_records
+    live = len(state.done) + len(keep_last) + 1
+    if state.lines < 20_000 or state.lines < 3 * live:
+        return False
+    last_id = state.last_run.get("run") if state.last_run else None
+    tmp = path.with_name(path.name + ".compact")
+    with open(tmp, "wb") as handle:
+        for record in state.done.values():
+            if record.get("run") != last_id:
+                handle.write(_line(record))
+        if state.last_run is not None:
+            handle.write(_line(state.last_run))
+            for record in keep_last:
+                handle.write(_line(record))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return True
+
+
+def _line(record: Mapping[str, Any]) -> bytes:
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8") + b"\n"

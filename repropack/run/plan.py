@@ -1,0 +1,110 @@
+"""Whether a step instance must run, and why (shared by ``run`` and ``run --dry-run``).
+
+An instance is skipped when the journal holds a ``done`` record with the same
+key and every recorded output still has its recorded digest. Otherwise the
+reasons are named: new, changed command, changed environment, changed input,
+changed source, changed params, output missing or modified, or an upstream
+instance that runs first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from repropack.run.environments import Environments
+from repropack.run.journal import JournalState
+from repropack.run.keys import FileHashCache, KeyParts, change_reasons, make_parts
+
+
+@dataclass
+class Decision:
+    instance_id: str
+    run: bool
+    reasons: list[str] = field(default_factory=list)
+    parts: KeyParts | None = None
+    missing: list[str] = field(default_factory=list)  # inputs absent from disk
+
+
+class Planner:
+    def __init__(
+        self,
+        dag: Any,
+        state: JournalState,
+        hashes: FileHashCache,
+        environments: Environments,
+        *,
+        resume: bool = True,
+    ):
+        self.dag = dag
+        self.state = state
+        self.hashes = hashes
+        self.environments = environments
+        self.resume = resume
+
+    def parts(self, inst: Any) -> tuple[KeyParts | None, list[str]]:
+        """The key parts of an instance, or (None, missing inputs) when some input is absent."""
+        file_inputs = [p for p in inst.inputs if not self._is_pipe(p)]
+        inputs = self.hashes.digests(file_inputs, missing_ok=True)
+        missing = [p for p in file_inputs if p not in inputs]
+        if missing:
+            return None, missing
+        sources = self.hashes.digests(inst.sources, missing_ok=True)
+        parts = make_parts(
+            key_material=inst.key_material(),
+            environment=self.environments.lock_hash(inst.step.environment),
+            inputs=inputs,
+            sources=sources,
+            params=inst.params,
+        )
+        return parts, []
+
+    def _is_pipe(self, path: str) -> bool:
+        producer = self.dag.producers.get(path)
+        return producer is not None and path in self.dag.instances[producer].pipes
+
+    def decide(self, inst: Any, upstream: list[str] | None = None) -> Decision:
+        """`upstream`: ids of instances this one depends on that will run first (dry-run only)."""
+        if upstream:
+            more = f" and {len(upstream) - 1} more" if len(upstream) > 1 else ""
+            return Decision(inst.id, True, [f"upstream {upstream[0]}{more} runs first"])
+        parts, missing = self.parts(inst)
+        if parts is None:
+            return Decision(inst.id, True, [f"missing input {missing[0]}"], missing=missing)
+        if not self.resume:
+            return Decision(inst.id, True, ["--no-resume"], parts)
+        old = self.state.done.get(inst.id)
+        if old is None:
+            return Decision(inst.id, True, ["new"], parts)
+        if old.get("key") != parts.key:
+            return Decision(inst.id, True, change_reasons(old.get("parts"), parts), parts)
+        changed = self.changed_outputs(inst, old.get("outputs") or {})
+        if changed:
+            return Decision(inst.id, True, changed, parts)
+        return Decision(inst.id, False, [], parts)
+
+    def changed_outputs(self, inst: Any, recorded: Mapping[str, str]) -> list[str]:
+        reasons = []
+        for path in inst.outputs:
+            if path in inst.pipes:
+                continue
+            digest = self.hashes.digest(path)
+            if digest is None:
+                reasons.append(f"output {path} missing")
+            elif recorded.get(path) != digest:
+                reasons.append(f"output {path} modified")
+        return reasons
+
+
+def dry_run(planner: Planner) -> list[Decision]:
+    """Every instance of the DAG with its decision, in topological order."""
+    decisions: list[Decision] = []
+    will_run: set[str] = set()
+    for inst in planner.dag.instances.values():
+        upstream = [d for d in inst.deps if d in will_run]
+        decision = planner.decide(inst, upstream)
+        if decision.run:
+            will_run.add(inst.id)
+        decisions.append(decision)
+    return decisions

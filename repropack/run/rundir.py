@@ -1,0 +1,209 @@
+"""Run directories: one per step instance, with fixed file names.
+
+Layout (every backend writes the same names, so status, logs, provenance and
+the report read one format whether a job ran here, under SLURM or on Batch)::
+
+    .repropack/runs/<run-id>/
+        run.json                      the run: id, start, argv, host, profile
+        <instance-dir>/               one per step instance (see instance_dirname)
+            instance.json             id, step, wildcards, key, command, requested resources
+            inputs.list               the inputs, one per line (only for {inputs:list})
+            out/                      outputs while they are written (temporary paths)
+            checksums                 sha256sum lines of the outputs, after success
+            attempt-<n>/
+                script.sh             the exact script that ran (bash -euo pipefail)
+                stdout, stderr        its output streams
+                exit_code             the exit status as a shell reports it (128+N for signal N)
+                metrics.json          start, end, wall, cpu, peak_rss, requested, failure
+                home/, tmp/           scratch HOME and TMPDIR (removed after success)
+    .repropack/runs/latest            symlink to the last run's directory
+
+A remote backend writes script.sh before submitting and has the job (or its
+poller) write stdout, stderr, exit_code and metrics.json; nothing else is needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+RUNS = Path(".repropack") / "runs"
+SCRIPT, STDOUT, STDERR, EXIT_CODE, METRICS, CHECKSUMS = (
+    "script.sh",
+    "stdout",
+    "stderr",
+    "exit_code",
+    "metrics.json",
+    "checksums",
+)
+INSTANCE_JSON = "instance.json"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
+
+
+def instance_dirname(instance_id: str) -> str:
+    """A file-name-safe, unique, still readable directory name for an instance id."""
+    readable = _UNSAFE.sub(".", instance_id).strip(".")[:80] or "instance"
+    tag = hashlib.sha1(instance_id.encode("utf-8")).hexdigest()[:8]
+    return f"{readable}-{tag}"
+
+
+def runs_root(project: Path) -> Path:
+    return Path(project) / RUNS
+
+
+def run_root(project: Path, run_id: str) -> Path:
+    return runs_root(project) / run_id
+
+
+def mark_latest(project: Path, run_id: str) -> None:
+    link = runs_root(project) / "latest"
+    tmp = link.with_name(f".latest.{os.getpid()}")
+    try:
+        tmp.unlink()
+    except FileNotFoundError:
+        pass
+    os.symlink(run_id, tmp)
+    os.replace(tmp, link)
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True, default=str)
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class AttemptDir:
+    path: Path
+    attempt: int
+
+    @property
+    def script(self) -> Path:
+        return self.path / SCRIPT
+
+    @property
+    def stdout(self) -> Path:
+        return self.path / STDOUT
+
+    @property
+    def stderr(self) -> Path:
+        return self.path / STDERR
+
+    @property
+    def exit_code(self) -> Path:
+        return self.path / EXIT_CODE
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def home(self) -> Path:
+        return self.path / "home"
+
+    @property
+    def tmp(self) -> Path:
+        return self.path / "tmp"
+
+    def create(self, script: str) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(exist_ok=True)
+        self.tmp.mkdir(exist_ok=True)
+        self.script.write_text(script, encoding="utf-8")
+
+    def write_result(self, exit_status: int | None, metrics: Mapping[str, Any]) -> None:
+        if exit_status is not None:
+            self.exit_code.write_text(f"{exit_status}\n", encoding="ascii")
+        write_json(self.metrics, metrics)
+
+    def read_exit_code(self) -> int | None:
+        try:
+            return int(self.exit_code.read_text(encoding="ascii").strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def read_metrics(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.metrics.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def remove_scratch(self) -> None:
+        shutil.rmtree(self.home, ignore_errors=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class InstanceDir:
+    path: Path
+
+    @property
+    def staging(self) -> Path:
+        return self.path / "out"
+
+    @property
+    def checksums(self) -> Path:
+        return self.path / CHECKSUMS
+
+    @property
+    def inputs_list(self) -> Path:
+        return self.path / "inputs.list"
+
+    def attempt(self, n: int) -> AttemptDir:
+        return AttemptDir(self.path / f"attempt-{n}", n)
+
+    def attempts(self) -> list[AttemptDir]:
+        found = []
+        try:
+            names = os.listdir(self.path)
+        except FileNotFoundError:
+            return []
+        for name in names:
+            if name.startswith("attempt-") and name[8:].isdigit():
+                found.append(self.attempt(int(name[8:])))
+        return sorted(found, key=lambda a: a.attempt)
+
+    def last_attempt(self) -> AttemptDir | None:
+        attempts = self.attempts()
+        return attempts[-1] if attempts else None
+
+    def write_instance(self, data: Mapping[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json(self.path / INSTANCE_JSON, data)
+
+
+def instance_dir(project: Path, run_id: str, instance_id: str) -> InstanceDir:
+    return InstanceDir(run_root(project, run_id) / instance_dirname(instance_id))
+
+
+def tail(path: Path, lines: int = 20, max_bytes: int = 64 << 10) -> str:
+    """The last `lines` lines of a log file (reads at most `max_bytes` from its end)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read()
+    except FileNotFoundError:
+        return ""
+    text = data.decode("utf-8", "replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def dir_size(path: Path) -> int:
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total

@@ -1,0 +1,286 @@
+"""The runner: walks a DAG of step instances, skipping what is cached and running the rest.
+
+Order of business for ``Runner.run()``: refuse what can never fit, take the
+project's run lock, fetch and verify ``[data]``, start the supervisor (which
+cleans up if this process is killed), remove containers a killed run left
+behind, then loop: decide each ready instance (skip when its key and outputs
+match the journal), start what fits, poll, finish attempts (outputs checked,
+hashed and moved into place), retry with backoff, enforce time limits. Every
+finished instance is journaled before its dependents start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import signal
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from repropack.backends.base import Backend, JobHandle
+from repropack.errors import RunError, RunInterrupted, UsageError
+from repropack.run import rundir
+from repropack.run.environments import Environments
+from repropack.run.journal import JOURNAL_NAME, Journal, compact, load_state
+from repropack.run.keys import FileHashCache
+from repropack.run.lock import ProjectLock
+from repropack.run.plan import Decision, Planner, dry_run
+from repropack.run.scheduler import Demand, Scheduler, capacity
+from repropack.run.supervisor import LABEL_PROJECT, LABEL_RUN, Supervisor
+
+if TYPE_CHECKING:
+    from repropack.manifest.model import Manifest, Profile
+
+JOURNAL = Path(".repropack") / JOURNAL_NAME
+
+
+@dataclass
+class RunOptions:
+    profile: str | None = None
+    jobs: int | None = None
+    resume: bool = True
+    keep_going: bool = False
+    retry_backoff: float = 1.0  # seconds before the 2nd attempt, doubling each time
+    max_backoff: float = 60.0
+    offline: bool = False
+    argv: Sequence[str] = ()
+
+
+@dataclass
+class InstanceResult:
+    id: str
+    status: str  # done | skipped | failed | not-run
+    failure: str | None = None
+    message: str = ""
+    attempts: int = 0
+    dir: Path | None = None
+    command: str = ""
+    backend: str = ""
+    job_id: str | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str  # ok | failed | interrupted
+    results: dict[str, InstanceResult] = field(default_factory=dict)
+    undeclared: list[str] = field(default_factory=list)
+    fetched: list[str] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results.values() if r.status == status)
+
+    @property
+    def failed(self) -> list[InstanceResult]:
+        return [r for r in self.results.values() if r.status == "failed"]
+
+
+class Events:
+    """Progress callbacks (the CLI draws them); the default ignores everything."""
+
+    def planned(self, total: int) -> None: ...
+    def started(self, instance_id: str, attempt: int) -> None: ...
+    def finished(self, result: InstanceResult) -> None: ...
+    def retrying(self, instance_id: str, attempt: int, failure: str, message: str, delay: float) -> None: ...
+    def note(self, message: str) -> None: ...
+
+
+@dataclass
+class _Active:
+    inst: Any
+    attempt: int
+    handle: JobHandle
+    backend: Backend
+    start: float
+    deadline: float | None
+    attempt_dir: rundir.AttemptDir
+    outputs: Any
+    resources: Any
+    command: str
+    kill_at: float | None = None
+    timed_out: bool = False
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def project_label(root: Path) -> str:
+    return hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:16]
+
+
+def plan_run(manifest: Manifest, dag: Any, *, resume: bool = True) -> list[Decision]:
+    """What ``run`` would do now and why (no lock taken, nothing written but the hash cache)."""
+    root = manifest.root
+    hashes = FileHashCache(root)
+    state = load_state(root / JOURNAL)
+    decisions = dry_run(Planner(dag, state, hashes, Environments(manifest), resume=resume))
+    hashes.save()
+    return decisions
+
+
+class Runner:
+    def __init__(self, manifest: Manifest, dag: Any, options: RunOptions | None = None, events: Events | None = None):
+        self.manifest = manifest
+        self.dag = dag
+        self.options = options or RunOptions()
+        self.events = events or Events()
+        self.root = manifest.root.resolve()
+        self.run_id = new_run_id()
+        self.environments = Environments(manifest)
+        self.results: dict[str, InstanceResult] = {}
+        self.active: dict[str, _Active] = {}
+        self.stopping = False
+        self.interrupts = 0
+        self._delayed: list[tuple[float, str, int]] = []
+        self._profiles: dict[str, Profile] = {}
+        self._backends: dict[str, Backend] = {}
+
+    # -- set-up --------------------------------------------------------------------------
+    def profile_for(self, inst: Any) -> Profile:
+        name = inst.step.profile or self.options.profile
+        if name not in self._profiles:
+            if name is not None and name not in self.manifest.profiles:
+                known = ", ".join(sorted(self.manifest.profiles)) or "none defined"
+                raise UsageError(f"unknown profile {name!r} (profiles: {known})")
+            self._profiles[name or ""] = self.manifest.profile(name)
+        return self._profiles[name or ""]
+
+    def _check_fit(self) -> Scheduler:
+        local = [self.profile_for(i) for i in self.dag.instances.values()]
+        caps = [p for p in local if p.backend == "local"]
+        cpus = min((p.cpus for p in caps if p.cpus), default=None)
+        memory = min((p.memory for p in caps if p.memory), default=None)
+        jobs = self.options.jobs or min((p.max_jobs for p in caps if p.max_jobs), default=None)
+        cap = capacity(cpus=self.options.jobs or cpus, memory=memory, jobs=jobs)
+        if self.options.jobs and cpus:
+            cap = capacity(cpus=min(self.options.jobs, cpus), memory=memory, jobs=jobs)
+        scheduler = Scheduler(cap)
+        problems = []
+        for inst in self.dag.instances.values():
+            why = scheduler.never_fits(self._demand(inst, 1))
+            if why:
+                problems.append(f"{inst.id} {why}")
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise RunError(f"step {problems[0]}{more}; nothing was run", hint="lower its resources or raise the profile's caps")
+        for profile in {p.name: p for p in local}.values():
+            if profile.backend != "local":
+                raise RunError(f"profile {profile.name!r}: the {profile.backend} backend is not available yet")
+        return scheduler
+
+    def _check_inputs(self) -> None:
+        """Inputs no step makes must exist before anything runs."""
+        seen: set[str] = set()
+        for inst in self.dag.instances.values():
+            for path in inst.inputs:
+                if path in seen or path in self.dag.producers:
+                    continue
+                seen.add(path)
+                if not os.path.lexists(self.root / path) and path not in self._data_paths():
+                    raise RunError(f"{inst.id}: missing input {path} (no step makes it and it is not in the project)")
+
+    def _data_paths(self) -> set[str]:
+        return {item.path for item in self.manifest.data.values()}
+
+    @staticmethod
+    def _demand(inst: Any, attempt: int) -> Demand:
+        r = inst.step.resources
+        memory = r.memory.at(attempt) if r.memory is not None else 0
+        return Demand(cpus=max(1, int(r.cpus)), memory=memory, gpus=int(r.gpus or 0))
+
+    # -- run -----------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        scheduler = self._check_fit()
+        lock = ProjectLock(self.root, self.run_id)
+        lock.acquire()
+        try:
+            return self._run_locked(scheduler)
+        finally:
+            lock.release()
+
+    def _run_locked(self, scheduler: Scheduler) -> RunResult:
+        from repropack.run.data import fetch_data
+        from repropack.run.execute import Executor
+
+        hashes = FileHashCache(self.root)
+        journal_path = self.root / JOURNAL
+        state = load_state(journal_path)
+        compact(journal_path, state)
+        fetched = fetch_data(self.root, self.manifest.data.values(), hashes, offline=self.options.offline)
+        self._check_inputs()
+        uses_docker = any(self.profile_for(i).runtime == "docker" for i in self.dag.instances.values())
+        supervisor = Supervisor(self.run_id, containers=uses_docker)
+        supervisor.start()
+        journal = Journal(journal_path, self.run_id)
+        rundir.run_root(self.root, self.run_id).mkdir(parents=True, exist_ok=True)
+        rundir.mark_latest(self.root, self.run_id)
+        info = {"run": self.run_id, "start": time.time(), "argv": list(self.options.argv), "host": socket.gethostname(),
+                "profile": self.options.profile, "pid": os.getpid(), "instances": len(self.dag.instances)}
+        rundir.write_json(rundir.run_root(self.root, self.run_id) / "run.json", info)
+        journal.append("run", **{k: v for k, v in info.items() if k != "run"})
+        journal.flush()
+        planner = Planner(self.dag, state, hashes, self.environments, resume=self.options.resume)
+        executor = Executor(self, planner, journal, hashes, scheduler, supervisor)
+        previous = _install_signals(self._on_signal)
+        status = "failed"
+        try:
+            if uses_docker:
+                self._cleanup_leftovers(executor)
+            self.events.planned(len(self.dag.instances))
+            executor.loop()
+            status = "interrupted" if self.interrupts else ("failed" if executor.failed_any else "ok")
+        finally:
+            _restore_signals(previous)
+            executor.shutdown()
+            undeclared = executor.undeclared()
+            hashes.save()
+            journal.append("end", status=status, time=time.time())
+            journal.close()
+            supervisor.close()
+        result = RunResult(self.run_id, status, self.results, undeclared, fetched)
+        if status == "interrupted":
+            raise RunInterrupted(f"run {self.run_id} stopped; {result.count('done')} instance(s) finished and kept")
+        return result
+
+    def _cleanup_leftovers(self, executor: Any) -> None:
+        removed = executor.local_backend().cleanup_leftovers(project_label(self.root))
+        if removed:
+            self.events.note(f"removed {len(removed)} container(s) left by an earlier run")
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.interrupts += 1
+        self.stopping = True
+        force = self.interrupts > 1
+        for backend in self._backends.values():
+            handles = [a.handle for a in self.active.values() if a.backend is backend]
+            backend.cancel(handles, force=force)
+        self.events.note("stopping: killing running steps" if force else "stopping (Ctrl-C again to kill at once)")
+
+    def labels(self) -> Mapping[str, str]:
+        return {LABEL_RUN: self.run_id, LABEL_PROJECT: project_label(self.root)}
+
+
+def _install_signals(handler: Callable[[int, Any], None]) -> dict[int, Any]:
+    previous: dict[int, Any] = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread: the caller handles stopping
+        pass
+    return previous
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for sig, old in previous.items():
+        signal.signal(sig, old)
+
+
+def retry_delay(options: RunOptions, attempt: int) -> float:
+    """Backoff before attempt `attempt` (2, 3, ...): base, 2*base, 4*base ... capped."""
+    return min(options.max_backoff, options.retry_backoff * (2 ** max(0, attempt - 2)))

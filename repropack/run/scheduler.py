@@ -1,0 +1,174 @@
+"""Resource-aware choice of which ready instances start now.
+
+Capacity is this machine's cores and memory (or the profile's caps, and -j as
+a cap on jobs at once). Ready instances are started in topological order; when
+the first one does not fit, smaller ones behind it may start (backfill), looking
+at most ``BACKFILL_SCAN`` entries ahead so a long queue costs nothing per step.
+An instance that could not fit even on an idle machine is refused before the
+run starts (:meth:`Scheduler.never_fits`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from dataclasses import dataclass
+
+BACKFILL_SCAN = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    cpus: int = 1
+    memory: int = 0  # bytes; 0 when the step states none
+    gpus: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    cpus: int
+    memory: int
+    jobs: int | None = None
+    gpus: int = 0
+
+    def describe(self) -> str:
+        jobs = f", {self.jobs} job(s) at once" if self.jobs else ""
+        return f"{self.cpus} cpu(s), {format_bytes(self.memory)} memory, {self.gpus} gpu(s){jobs}"
+
+
+def machine_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def machine_memory() -> int:
+    total = 0
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemTotal:"):
+                    total = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limit = _cgroup_memory_limit()
+    return min(total, limit) if limit else total
+
+
+def _cgroup_memory_limit() -> int | None:
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = open(path, encoding="ascii").read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < (1 << 60):
+            return int(text)
+    return None
+
+
+def machine_gpus() -> int:
+    try:
+        return sum(1 for name in os.listdir("/dev") if name.startswith("nvidia") and name[6:].isdigit())
+    except OSError:
+        return 0
+
+
+def capacity(*, cpus: int | None = None, memory: int | None = None, jobs: int | None = None) -> Capacity:
+    """This machine's resources, lowered by the caps given (profile limits, -j)."""
+    have_cpus, have_memory = machine_cpus(), machine_memory()
+    return Capacity(
+        cpus=min(have_cpus, cpus) if cpus else have_cpus,
+        memory=min(have_memory, memory) if memory else have_memory,
+        jobs=jobs,
+        gpus=machine_gpus(),
+    )
+
+
+def format_bytes(n: int | float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+class Scheduler:
+    def __init__(self, cap: Capacity):
+        self.cap = cap
+        self.free_cpus = cap.cpus
+        self.free_memory = cap.memory
+        self.free_gpus = cap.gpus
+        self.running = 0
+        self._ready: list[tuple[int, str, Demand]] = []
+        self._held: dict[str, Demand] = {}
+
+    def never_fits(self, demand: Demand) -> str | None:
+        """Why `demand` can never be met here, or None when it can."""
+        problems = []
+        if demand.cpus > self.cap.cpus:
+            problems.append(f"{demand.cpus} cpus")
+        if demand.memory > self.cap.memory:
+            problems.append(f"{format_bytes(demand.memory)} memory")
+        if demand.gpus > self.cap.gpus:
+            problems.append(f"{demand.gpus} gpus")
+        if not problems:
+            return None
+        return f"asks for {' and '.join(problems)} but at most {self.cap.describe()} can be had"
+
+    def push(self, order: int, instance_id: str, demand: Demand) -> None:
+        heapq.heappush(self._ready, (order, instance_id, demand))
+
+    def __len__(self) -> int:
+        return len(self._ready)
+
+    def _fits(self, demand: Demand) -> bool:
+        return (
+            demand.cpus <= self.free_cpus
+            and demand.memory <= self.free_memory
+            and demand.gpus <= self.free_gpus
+        )
+
+    def _slots(self) -> bool:
+        return self.cap.jobs is None or self.running < self.cap.jobs
+
+    def take(self, limit: int | None = None) -> list[tuple[str, Demand]]:
+        """Reserve and return the ready instances that fit now, in order (with bounded backfill)."""
+        started: list[tuple[str, Demand]] = []
+        skipped: list[tuple[int, str, Demand]] = []
+        while self._ready and self._slots() and (limit is None or len(started) < limit):
+            if len(skipped) >= BACKFILL_SCAN or self.free_cpus <= 0:
+                break
+            entry = heapq.heappop(self._ready)
+            _, instance_id, demand = entry
+            if self._fits(demand):
+                self._reserve(instance_id, demand)
+                started.append((instance_id, demand))
+            else:
+                skipped.append(entry)
+        for entry in skipped:
+            heapq.heappush(self._ready, entry)
+        return started
+
+    def _reserve(self, instance_id: str, demand: Demand) -> None:
+        self.free_cpus -= demand.cpus
+        self.free_memory -= demand.memory
+        self.free_gpus -= demand.gpus
+        self.running += 1
+        self._held[instance_id] = demand
+
+    def release(self, instance_id: str) -> None:
+        demand = self._held.pop(instance_id, None)
+        if demand is None:
+            return
+        self.free_cpus += demand.cpus
+        self.free_memory += demand.memory
+        self.free_gpus += demand.gpus
+        self.running -= 1
+
+    def drop_ready(self) -> list[str]:
+        """Forget every waiting instance (a stop was asked); returns their ids."""
+        ids = [entry[1] for entry in self._ready]
+        self._ready.clear()
+        return ids

@@ -1,0 +1,195 @@
+"""A tiny watchdog that outlives the runner just long enough to clean up after it.
+
+The runner starts one supervisor per run (``python -m repropack.run.supervisor
+RUN_ID``) and keeps the write end of its stdin. It announces every process
+group it starts (``+pg PID``/``-pg PID``) and every container (``+ct ID``).
+A clean end sends ``bye``. If the pipe closes without ``bye`` -- the runner was
+killed, even with SIGKILL -- the supervisor at once kills the announced process
+groups, every process whose environment carries ``REPROPACK_RUN_ID=<run>``
+(covers a child started a moment before its group was announced), and removes
+the containers labelled with the run. It is one process per run, not one per
+step, so it costs nothing per instance.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+RUN_ENV = "REPROPACK_RUN_ID"
+LABEL_RUN = "repropack.run"
+LABEL_PROJECT = "repropack.project"
+
+
+class Supervisor:
+    """The runner's side: start the watchdog and tell it what to guard."""
+
+    def __init__(self, run_id: str, *, containers: bool = False):
+        self.run_id = run_id
+        self.containers = containers
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._fd = -1
+
+    def start(self) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "repropack.run.supervisor", self.run_id, *(["--docker"] if self.containers else [])],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a terminal's SIGINT must not reach it before the runner has stopped
+            close_fds=True,
+            env={**os.environ, "PYTHONPATH": _package_parent()},
+        )
+        assert self._proc.stdin is not None
+        self._fd = self._proc.stdin.fileno()
+
+    def _send(self, line: str) -> None:
+        if self._fd >= 0:
+            try:
+                os.write(self._fd, line.encode() + b"\n")
+            except BrokenPipeError:
+                self._fd = -1
+
+    def add_group(self, pgid: int) -> None:
+        self._send(f"+pg {pgid}")
+
+    def remove_group(self, pgid: int) -> None:
+        self._send(f"-pg {pgid}")
+
+    def add_container(self, container_id: str) -> None:
+        self._send(f"+ct {container_id}")
+
+    def remove_container(self, container_id: str) -> None:
+        self._send(f"-ct {container_id}")
+
+    def close(self) -> None:
+        if self._proc is None:
+            return
+        self._send("bye")
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+        self._fd = -1
+
+
+def _package_parent() -> str:
+    import repropack
+
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(repropack.__file__)))
+    rest = os.environ.get("PYTHONPATH")
+    return parent + (os.pathsep + rest if rest else "")
+
+
+def processes_of_run(run_id: str) -> list[int]:
+    """Pids whose environment carries this run's marker."""
+    marker = f"{RUN_ENV}={run_id}".encode()
+    found = []
+    me = os.getpid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as handle:
+                environ = handle.read()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            found.append(int(name))
+    return found
+
+
+def kill_run(run_id: str, groups: set[int], containers: set[str], *, docker: bool = False) -> None:
+    for pgid in groups:
+        _killpg(pgid)
+    for _ in range(3):  # a group being announced may have forked meanwhile
+        pids = processes_of_run(run_id)
+        for pid in pids:
+            try:
+                if os.getpgid(pid) == pid:
+                    _killpg(pid)
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if not pids:
+            break
+        time.sleep(0.05)
+    if docker or containers:
+        remove_containers(run_id, containers)
+
+
+def _killpg(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def remove_containers(run_id: str, containers: set[str] | None = None, *, label: str = LABEL_RUN) -> list[str]:
+    """Force-remove containers of a run (by id and by label); returns their ids."""
+    try:
+        import docker
+    except ImportError:
+        return []
+    try:
+        client = docker.from_env(timeout=15)
+    except Exception:  # no engine: nothing of ours can be running in it
+        return []
+    removed = []
+    try:
+        try:
+            listed = client.containers.list(all=True, filters={"label": f"{label}={run_id}"})
+        except Exception:  # engine down: nothing of ours can be running in it
+            listed = []
+        found = {c.id: c for c in listed}
+        for cid in containers or ():
+            if cid not in found:
+                try:
+                    found[cid] = client.containers.get(cid)
+                except Exception:
+                    pass
+        for cid, container in found.items():
+            try:
+                container.remove(force=True)
+                removed.append(cid)
+            except Exception:
+                pass
+    finally:
+        client.close()
+    return removed
+
+
+def main(argv: list[str]) -> int:
+    run_id, docker = argv[0], "--docker" in argv[1:]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    groups: set[int] = set()
+    containers: set[str] = set()
+    for raw in sys.stdin.buffer:
+        line = raw.decode(errors="replace").strip()
+        if line == "bye":
+            return 0
+        op, _, arg = line.partition(" ")
+        if op == "+pg":
+            groups.add(int(arg))
+        elif op == "-pg":
+            groups.discard(int(arg))
+        elif op == "+ct":
+            containers.add(arg)
+        elif op == "-ct":
+            containers.discard(arg)
+    kill_run(run_id, groups, containers, docker=docker)  # EOF without bye: the runner died
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
