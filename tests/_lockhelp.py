@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import importlib.util
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from types import MappingProxyType
 REPO = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("make_channel", REPO / "examples" / "conda-local" / "make_channel.py")
 make_channel = importlib.util.module_from_spec(_spec)
+sys.modules["make_channel"] = make_channel  # dataclasses look their module up while the class is made
 _spec.loader.exec_module(make_channel)
 
 Package = make_channel.Package
