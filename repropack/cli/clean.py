@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -17,7 +16,7 @@ def clean(root: Path, *, everything: bool = False, dry_run: bool = False) -> lis
     from repropack.run.environments import ENVS_DIR, SIF_CACHE
 
     runs = rundir.runs_root(root)
-    latest = os.readlink(runs / "latest") if (runs / "latest").is_symlink() else None
+    latest = rundir.latest_run(root)
     targets: list[Path] = []
     if runs.is_dir():
         for entry in sorted(runs.iterdir()):

@@ -16,7 +16,7 @@ the report read one format whether a job ran here, under SLURM or on Batch)::
                 exit_code             the exit status as a shell reports it (128+N for signal N)
                 metrics.json          start, end, wall, cpu, peak_rss, requested, failure
                 home/, tmp/           scratch HOME and TMPDIR (removed after success)
-    .repropack/runs/latest            symlink to the last run's directory
+    .repropack/runs/latest            a file holding the last run's id
 
 A remote backend writes script.sh before submitting and has the job (or its
 poller) write stdout, stderr, exit_code and metrics.json; nothing else is needed.
@@ -63,14 +63,23 @@ def run_root(project: Path, run_id: str) -> Path:
 
 
 def mark_latest(project: Path, run_id: str) -> None:
+    """Record the last run's id in ``runs/latest`` (a small file: copies and archives keep it)."""
     link = runs_root(project) / "latest"
+    if link.is_dir() and not link.is_symlink():
+        shutil.rmtree(link)
     tmp = link.with_name(f".latest.{os.getpid()}")
-    try:
-        tmp.unlink()
-    except FileNotFoundError:
-        pass
-    os.symlink(run_id, tmp)
+    tmp.write_text(run_id + "\n", encoding="utf-8")
     os.replace(tmp, link)
+
+
+def latest_run(project: Path) -> str | None:
+    link = runs_root(project) / "latest"
+    try:
+        if link.is_symlink():
+            return os.readlink(link)
+        return link.read_text(encoding="utf-8").strip() or None
+    except (FileNotFoundError, IsADirectoryError):
+        return None
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
