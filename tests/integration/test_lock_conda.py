@@ -258,3 +258,25 @@ def test_channel_generator_is_deterministic_and_example_is_current(tmp_path):
     shipped = make_channel.__file__.replace("make_channel.py", "channel")
     assert sorted(p.relative_to(shipped) for p in Path(shipped).rglob("*") if p.is_file()) == files
     assert all((Path(shipped) / f).read_bytes() == (a / f).read_bytes() for f in files)
+
+
+def test_platform_option_solves_only_that_platform(tmp_path, channel):
+    example_channel(channel, subdirs=("linux-64", "osx-arm64"))
+    m = project(tmp_path, channel, env={**CONDA_ENV, "platforms": ("linux-64", "osx-arm64")})
+    lock_project(m)
+    before = lock_bytes(m.root)
+    report = lock_project(m, platforms=["osx-arm64"])
+    assert report.solved == ["default"] and lock_bytes(m.root) == before
+    from repropack.errors import UsageError
+
+    with pytest.raises(UsageError, match="not locked for win-64"):
+        lock_project(m, platforms=["win-64"])
+
+
+def test_conda_lock_solver_needs_a_conda_executable(tmp_path, channel, monkeypatch):
+    from repropack.errors import LockError
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    m = project(tmp_path, channel)
+    with pytest.raises(LockError, match="--solver conda-lock needs conda, mamba or micromamba"):
+        lock_project(m, solver="conda-lock")

@@ -74,3 +74,20 @@ def test_unknown_pypi_package_is_named(tmp_path: Path):
         lock_project(m)
     assert "\n" not in str(info.value)
     assert not (m.root / "repropack.lock").exists()
+
+
+def test_pip_environment_staged_for_an_image_prefix(tmp_path: Path):
+    from repropack.lock import materialize
+
+    m = manifest(tmp_path / "p", {"default": {"python": "3.11", "pip": ("tabulate ==0.9.0",)}})
+    lockset = lock_project(m).lockset
+    cache = ArtifactCache(tmp_path / "cache")
+    fetch(lockset, manifest=m, cache=cache)
+    stage = materialize(lockset, "default", tmp_path / "stage", prefix=Path("/opt/envs/default"),
+                        python="/usr/bin/python3.11", cache=cache)
+    leaked = [p for p in stage.rglob("*") if p.is_file() and not p.is_symlink()
+              and str(stage).encode() in p.read_bytes()]
+    assert leaked == []  # nothing points at the staging directory
+    assert (stage / "bin/python").resolve() == Path("/usr/bin/python3.11").resolve()
+    out = subprocess.run([stage / "bin/tabulate", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "tabulate" in out.stdout
