@@ -91,19 +91,20 @@ class Environments:
         return self._images[key]
 
     def _image(self, profile: Profile, runtime: str) -> str:
+        """The last `repropack build`'s image/SIF; else an image already named as [image].name."""
         options = profile.options
         if runtime == "apptainer" and options.get("sif"):
             return str(self.root / str(options["sif"]))
-        reference = options.get("image") or self._built("docker")
+        reference = options.get("image") or self._built("docker") or self.manifest.image.name
         if runtime == "docker":
             if not reference:
-                raise RunError("no image to run in Docker", hint="run `repropack build`, or set `image` in the profile")
+                raise RunError("no image to run in Docker", hint="run `repropack build`, or name one in [image] name")
             return str(reference)
         sif = self._built("sif")
         if sif:
             return sif
         if not reference:
-            raise RunError("no SIF to run in Apptainer", hint="run `repropack build`, or set `sif` or `image` in the profile")
+            raise RunError("no SIF to run in Apptainer", hint="run `repropack build`, or name an image in [image] name")
         return self._sif_from_docker(str(reference))
 
     def _built(self, kind: str) -> str | None:
@@ -112,9 +113,13 @@ class Environments:
             return None
         record = latest_record(self.root) or {}
         if kind == "docker":
-            return record.get("reference") or record.get("image")
-        sif = record.get("sif")
-        return str(self.root / sif) if sif and (self.root / sif).exists() else None
+            image = record.get("image") or {}
+            if not record.get("docker"):
+                return None  # built for Apptainer only
+            return image.get("reference") or image.get("id")
+        sif = record.get("sif") or {}
+        path = sif.get("path") if isinstance(sif, dict) else sif
+        return str(path) if path and Path(path).exists() else None
 
     def _sif_from_docker(self, reference: str) -> str:
         """Convert a local Docker image to a cached SIF (keyed by the image ID)."""
