@@ -52,6 +52,7 @@ class Positions:
         self._text = text
         self.offsets: dict[KeyPath, int] = {}
         self.raw_values: dict[KeyPath, str] = {}  # numbers, booleans, dates as written
+        self.strings: dict[KeyPath, tuple[int, int]] = {}  # a key's string value: where it is written
         self._line_starts: list[int] | None = None
         try:
             _Scanner(text, self).scan()
@@ -73,6 +74,17 @@ class Positions:
                 return self.line_col(offset)
             path = path[:-1]
         return None
+
+    def inside(self, path: Sequence[str | int], value: str, index: int) -> tuple[int, int] | None:
+        """The position of character ``index`` of the string value of ``path``, when the file
+        spells it on one line with no escapes (so that characters map one to one)."""
+        span = self.strings.get(tuple(path))
+        if span is None:
+            return None
+        token = self._text[span[0] : span[1]]
+        if len(token) != len(value) + 2 or token[1:-1] != value:
+            return None
+        return self.line_col(span[0] + 1 + index)
 
     def raw(self, path: Sequence[str | int]) -> str | None:
         return self.raw_values.get(tuple(path))
@@ -106,6 +118,7 @@ class _Scanner:
         path: KeyPath = ()
         for i, part in enumerate(parts):
             path += (part,)
+            self.out.offsets.setdefault(path, start)
             last = i == len(parts) - 1
             if double and last:
                 index = self.arrays.get(path, -1) + 1
@@ -162,14 +175,20 @@ class _Scanner:
             self._inline_table(path)
         elif char == '"':
             pattern = _ML_BASIC if text.startswith('"""', self.pos) else _BASIC
-            self.pos = pattern.match(text, self.pos).end()
+            self._string(path, pattern)
         elif char == "'":
             pattern = _ML_LITERAL if text.startswith("'''", self.pos) else _LITERAL
-            self.pos = pattern.match(text, self.pos).end()
+            self._string(path, pattern)
         else:
             match = _DATETIME.match(text, self.pos) or _SCALAR.match(text, self.pos)
             self.out.raw_values[path] = match.group()
             self.pos = match.end()
+
+    def _string(self, path: KeyPath, pattern: re.Pattern[str]) -> None:
+        start = self.pos
+        self.pos = pattern.match(self.text, start).end()
+        if isinstance(path[-1], str):  # a key's own string (not array items: keeps big arrays cheap)
+            self.out.strings[path] = (start, self.pos)
 
     def _array(self, path: KeyPath) -> None:
         text = self.text

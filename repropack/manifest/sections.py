@@ -119,7 +119,7 @@ def environment(check: Checker, name: str, table: dict[str, Any], key: KeyPath) 
         if isinstance(value, float):
             written = (check.positions.raw(key + ("python",)) if check.positions else None) or value
             check.error(key + ("python",), f"write the Python version as a string: \"{written}\"",
-                        hint="a number loses digits (3.10 reads as 3.1)")
+                        hint="as a number, 3.10 would read as 3.1")
         elif check.expect(value, str, key + ("python",)):
             if PYTHON_RE.match(value):
                 python = value

@@ -231,12 +231,12 @@ def _command(check: Checker, run: str, key: KeyPath, scope: Scope, foreach: Fore
     try:
         segments = _rewrite(ph.parse(run, shell=True), scope)
     except ph.PlaceholderError as exc:
-        check.error(key, f"{exc} (at character {exc.offset + 1} of the command)")
+        check.error(key, str(exc), at=(run, exc.offset))
         return None
     for p in ph.placeholders(segments):
         problem = _command_placeholder(p, scope, foreach, inputs, outputs, inputs_named, outputs_named)
         if problem:
-            check.error(key, f"placeholder {p.text} {problem[0]}", hint=problem[1])
+            check.error(key, f"placeholder {p.text} {problem[0]}", hint=problem[1], at=(run, p.offset))
     return ph.unparse(segments)
 
 

@@ -28,7 +28,8 @@ _TIME_WORDS = {
 _NUMBER = r"(\d+(?:\.\d+)?|\.\d+)"
 _BYTES_RE = re.compile(rf"^{_NUMBER}\s*([A-Za-z]*)$")
 _TIME_PART_RE = re.compile(rf"{_NUMBER}\s*([A-Za-z]+)\s*")
-_CLOCK_RE = re.compile(r"^(?:(\d+)-)?(\d+):(\d{1,2})(?::(\d{1,2}))?$")  # SLURM's [D-]HH:MM[:SS]
+# SLURM's forms: M:S, H:M:S, D-H, D-H:M, D-H:M:S
+_CLOCK_RE = re.compile(r"^(?:(\d+):(\d{1,2})|(\d+):(\d{1,2}):(\d{1,2})|(\d+)-(\d+)(?::(\d{1,2}))?(?::(\d{1,2}))?)$")
 _ATTEMPT_RE = re.compile(r"^(.*?)\s*\*\s*attempt\s*$|^attempt\s*\*\s*(.*?)$")
 
 
@@ -67,8 +68,11 @@ def parse_seconds(text: str) -> int:
     stripped = text.strip()
     clock = _CLOCK_RE.match(stripped)
     if clock:
-        days, hours, minutes, seconds = (int(part or 0) for part in clock.groups())
-        return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+        m_s_m, m_s_s, h, m, s, d, dh, dm, ds = (int(part or 0) for part in clock.groups())
+        total = m_s_m * 60 + m_s_s + (h * 60 + m) * 60 + s + ((d * 24 + dh) * 60 + dm) * 60 + ds
+        if total <= 0:
+            raise UnitError(f"{text!r} is not a positive duration")
+        return total
     pos, total, seen = 0, 0.0, False
     while pos < len(stripped):
         match = _TIME_PART_RE.match(stripped, pos)
@@ -101,7 +105,8 @@ def parse_time(text: str) -> Quantity:
 
 def format_bytes(value: int) -> str:
     """The shortest exact spelling, for messages: 4294967296 -> "4GiB", 4000000000 -> "4GB"."""
-    for unit in ("PiB", "TiB", "GiB", "MiB", "KiB", "PB", "TB", "GB", "MB", "kB"):
+    units = ("PiB", "TiB", "GiB", "MiB", "KiB", "PB", "TB", "GB", "MB", "kB")
+    for unit in sorted(units, key=lambda u: -_BYTE_UNITS[u.upper()]):
         factor = _BYTE_UNITS[unit.upper()]
         if value >= factor and value % factor == 0:
             return f"{value // factor}{unit}"

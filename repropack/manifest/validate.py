@@ -48,8 +48,12 @@ class Checker:
         self.positions = positions
         self.errors: list[ManifestError] = [] if errors is None else errors
 
-    def error(self, key: KeyPath, message: str, *, hint: str | None = None) -> None:
-        where = self.positions.find(key) if self.positions is not None and key else None
+    def error(self, key: KeyPath, message: str, *, hint: str | None = None,
+              at: tuple[str, int] | None = None) -> None:
+        """Record a problem at ``key``; ``at`` = (the key's string value, index) points inside it."""
+        where = None
+        if self.positions is not None and key:
+            where = (self.positions.inside(key, *at) if at else None) or self.positions.find(key)
         line, column = where if where else (None, None)
         self.errors.append(
             ManifestError(message, path=self.path, key=format_key(key) or None, line=line, column=column, hint=hint)
