@@ -70,6 +70,8 @@ def resolve(check: Checker, table: dict[str, Any], key: KeyPath, root: Path, pro
     module_name = mcheck.string(meta, "name", ("module",)) or (
         module_path.parent.name if module_path.name == MODULE_FILE else module_path.stem)
     params, texts = _params(check, mcheck, data, table.get("with", {}), key, name)
+    if len(check.errors) > errors_before:
+        return None  # the module's steps would only repeat that a parameter has no value
     envs = {f"{module_name}.{env}": dataclasses.replace(e, name=f"{module_name}.{env}")
             for env, e in sections.environments(mcheck, data).items()}
     module_dir = module_path.parent.relative_to(root).as_posix()

@@ -1,0 +1,154 @@
+"""Modules: `use` + `with`, namespaced steps, outputs, parameters and environments."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from repropack.errors import ManifestError
+from repropack.manifest import load_manifest
+from repropack.run.dag import expand
+
+MODULE = """
+[module]
+name = "align"
+description = "map reads to a reference"
+
+[params]
+reads = { description = "the reads (a project path)" }
+threads = 2
+
+[environments.default]
+python = "3.11"
+pip = ["pysam ==0.22.*"]
+
+[[steps]]
+name = "index"
+run = "python {module}/scripts/index.py {inputs} > {outputs}"
+inputs = ["ref/genome.fa"]
+outputs = ["{prefix}/genome.idx"]
+
+[[steps]]
+name = "map"
+run = "python {module}/scripts/map.py -t {params.threads} {inputs.index} {inputs.reads} > {outputs}"
+inputs = { index = "{prefix}/genome.idx", reads = "{params.reads}" }
+outputs = ["{prefix}/aligned.sam"]
+resources = { cpus = 2 }
+"""
+
+MANIFEST = """
+[project]
+name = "two-uses"
+
+[environments.default]
+python = "3.11"
+
+[[steps]]
+name = "fetch"
+run = "touch {outputs}"
+outputs = ["data/a.fq", "data/b.fq"]
+
+[[steps]]
+name = "align_a"
+use = "modules/align"
+with = { reads = "data/a.fq", threads = 8 }
+prefix = "results/a"
+
+[[steps]]
+name = "align_b"
+use = "modules/align"
+with = { reads = "data/b.fq" }
+
+[[steps]]
+name = "report"
+run = "cat {inputs} > {outputs}"
+inputs = ["results/a/aligned.sam", "align_b/aligned.sam"]
+outputs = ["report.txt"]
+needs = ["align_a"]
+"""
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    (tmp_path / "repropack.toml").write_text(MANIFEST)
+    module = tmp_path / "modules" / "align"
+    (module / "scripts").mkdir(parents=True)
+    (module / "module.toml").write_text(MODULE)
+    (module / "scripts" / "index.py").write_text("")
+    (module / "scripts" / "map.py").write_text("")
+    return tmp_path
+
+
+def test_module_used_twice_is_namespaced(root):
+    manifest = load_manifest(root)
+    names = [s.name for s in manifest.steps]
+    assert names == ["fetch", "align_a.index", "align_a.map", "align_b.index", "align_b.map", "report"]
+    step = manifest.step("align_a.map")
+    assert step.module == "align_a" and step.use == "modules/align" and step.with_["threads"] == 8
+    assert step.origin == root / "modules" / "align" / "module.toml"
+    assert step.environment == "align.default"
+    assert manifest.environments["align.default"].pip == ("pysam ==0.22.*",)
+    assert manifest.params["align_a.threads"] == 8 and manifest.params["align_b.threads"] == 2
+    assert manifest.params["align_b.reads"] == "data/b.fq"
+
+
+def test_module_instances(root):
+    dag = expand(load_manifest(root))
+    a, b = dag.instances["align_a.map"], dag.instances["align_b.map"]
+    assert a.outputs == ("results/a/aligned.sam",) and b.outputs == ("align_b/aligned.sam",)
+    assert a.inputs == ("results/a/genome.idx", "data/a.fq")
+    assert a.deps == ("align_a.index", "fetch")
+    assert a.command() == "python modules/align/scripts/map.py -t 8 results/a/genome.idx data/a.fq > results/a/aligned.sam"
+    assert b.command().startswith("python modules/align/scripts/map.py -t 2 ")
+    assert a.sources == ("modules/align/scripts/map.py",)
+    assert dict(a.params) == {"align_a.threads": 8, "align_a.reads": "data/a.fq"}
+    report = dag.instances["report"]
+    assert set(report.deps) == {"align_a.map", "align_b.map", "align_a.index"}
+    assert set(dag.select(["align_b"]).instances) == {"fetch", "align_b.index", "align_b.map"}
+
+
+def test_module_parameter_overridden_from_the_command_line(root):
+    dag = expand(load_manifest(root), {"align_b.threads": "16"})
+    assert " -t 16 " in dag.instances["align_b.map"].command()
+    assert " -t 8 " in dag.instances["align_a.map"].command()
+
+
+def test_module_as_a_single_file(tmp_path):
+    (tmp_path / "repropack.toml").write_text(textwrap.dedent("""
+        [project]
+        name = "one"
+        [[steps]]
+        name = "greet"
+        use = "modules/greet.toml"
+        with = { who = "world" }
+    """))
+    (tmp_path / "modules").mkdir()
+    (tmp_path / "modules" / "greet.toml").write_text(textwrap.dedent("""
+        [params]
+        who = "nobody"
+        [[steps]]
+        name = "say"
+        run = "echo hello {params.who} > {outputs}"
+        outputs = ["{prefix}/hello.txt"]
+    """))
+    manifest = load_manifest(tmp_path)
+    inst = expand(manifest).instances["greet.say"]
+    assert inst.command() == "echo hello world > greet/hello.txt"
+    assert manifest.step("greet.say").environment is None
+
+
+def test_module_required_parameter(root):
+    text = (root / "repropack.toml").read_text().replace('with = { reads = "data/b.fq" }', "")
+    (root / "repropack.toml").write_text(text)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(root)
+    assert "steps[2]" in str(info.value) and "'reads' has no default" in str(info.value)
+
+
+def test_module_outside_the_project_is_refused(tmp_path):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "repropack.toml").write_text('[project]\nname = "p"\n[[steps]]\nname = "x"\nuse = "../m.toml"\n')
+    with pytest.raises(ManifestError, match=r"repropack.toml:5:1: steps\[0\].use: '../m.toml' escapes"):
+        load_manifest(tmp_path / "p")
