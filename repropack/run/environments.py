@@ -108,18 +108,26 @@ class Environments:
         return self._sif_from_docker(str(reference))
 
     def _built(self, kind: str) -> str | None:
+        """From the build records: the image reference, or the newest SIF of the latest image."""
         latest_record = _optional("repropack.build.record", "latest_record")
         if latest_record is None:
             return None
         record = latest_record(self.root) or {}
+        image = record.get("image") or {}
         if kind == "docker":
-            image = record.get("image") or {}
-            if not record.get("docker"):
-                return None  # built for Apptainer only
             return image.get("reference") or image.get("id")
-        sif = record.get("sif") or {}
-        path = sif.get("path") if isinstance(sif, dict) else sif
-        return str(path) if path and Path(path).exists() else None
+        read_record = _optional("repropack.build.record", "read_record")
+        records = [record]
+        builds = self.root / ".repropack" / "builds"
+        if read_record is not None and builds.is_dir():
+            records += [read_record(p) for p in sorted(builds.glob("2*.json"), reverse=True)]
+        for candidate in records:
+            sif = candidate.get("sif") or {}
+            path = sif.get("path") if isinstance(sif, dict) else sif
+            same = not isinstance(sif, dict) or sif.get("image_id") in (None, image.get("id"))
+            if path and same and Path(path).exists():
+                return str(path)
+        return None
 
     def _sif_from_docker(self, reference: str) -> str:
         """Convert a local Docker image to a cached SIF (keyed by the image ID)."""

@@ -1,0 +1,140 @@
+"""The same steps on the host, in Docker and in Apptainer give byte-identical outputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from runhelp import journal, processes_with_marker, repropack, write_project
+
+PROFILES = """
+[profiles.docker]
+runtime = "docker"
+[profiles.apptainer]
+runtime = "apptainer"
+apptainer-flags = ["--userns"]
+"""
+
+
+def _outputs(root):
+    return {r["id"]: r["outputs"] for r in journal(root) if r["t"] == "done"}
+
+
+def _light_project(root, image):
+    from test_run_basic import FILES, MANIFEST
+
+    return write_project(root, MANIFEST + f'[image]\nname = "{image}"\n' + PROFILES, FILES)
+
+
+def _run_everywhere(root, runtimes):
+    seen = {}
+    for runtime in runtimes:
+        args = ["run", "--no-resume", "--json"] + ([] if runtime == "host" else ["--profile", runtime])
+        done = repropack(root, *args, check=True, timeout=1800)
+        assert json.loads(done.stdout)["counts"]["failed"] == 0
+        runs = [r for r in journal(root) if r["t"] == "start"]
+        assert runs[-1]["runtime"] == runtime
+        seen[runtime] = _outputs(root)
+        assert repropack(root, "verify").returncode == 0
+    return seen
+
+
+@pytest.mark.docker
+@pytest.mark.apptainer
+def test_steps_give_identical_checksums_on_host_docker_and_apptainer(tmp_path, base_image):
+    root = _light_project(tmp_path / "p", base_image)
+    seen = _run_everywhere(root, ("host", "docker", "apptainer"))
+    assert seen["host"] == seen["docker"] == seen["apptainer"]
+    assert len(seen["host"]) == 4
+
+
+@pytest.mark.docker
+def test_docker_mounts_the_project_read_only(tmp_path, base_image):
+    root = write_project(tmp_path / "p", f"""
+        [project]
+        name = "p"
+        [image]
+        name = "{base_image}"
+        [[steps]]
+        name = "sneaky"
+        run = "echo x > undeclared.txt; echo ok > {{outputs}}"
+        outputs = ["out/ok"]
+        {PROFILES}
+    """)
+    done = repropack(root, "run", "--profile", "docker")
+    assert done.returncode == 1
+    assert "Read-only file system" in done.stderr
+    assert not (root / "undeclared.txt").exists()
+
+
+def test_host_reports_undeclared_files(tmp_path):
+    root = write_project(tmp_path / "p", """
+        [project]
+        name = "p"
+        [[steps]]
+        name = "sneaky"
+        run = "echo x > undeclared.txt; echo ok > {outputs}"
+        outputs = ["out/ok"]
+    """)
+    done = repropack(root, "run", check=True)
+    assert "undeclared.txt appeared in the project but no step declares it" in done.stderr
+
+
+@pytest.mark.docker
+def test_killed_runner_leaves_no_container(tmp_path, base_image):
+    import time
+
+    import docker
+
+    root = write_project(tmp_path / "p", f"""
+        [project]
+        name = "p"
+        [image]
+        name = "{base_image}"
+        [[steps]]
+        name = "wait"
+        run = "sleep 120; touch {{outputs}}"
+        foreach = {{ n = ["1", "2"] }}
+        outputs = ["out/{{n}}"]
+        {PROFILES}
+    """)
+    from runhelp import CLI
+
+    runner = subprocess.Popen([*CLI, "run", "--profile", "docker", "-C", str(root)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = docker.from_env()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            latest = root / ".repropack/runs/latest"
+            if latest.exists():
+                run_id = latest.read_text().strip()
+                if len(client.containers.list(filters={"label": f"repropack.run={run_id}"})) == 2:
+                    break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the containers never started")
+        runner.kill()
+        runner.wait()
+        time.sleep(2)
+        assert client.containers.list(all=True, filters={"label": f"repropack.run={run_id}"}) == []
+        assert processes_with_marker(run_id) == []
+    finally:
+        client.close()
+
+
+@pytest.mark.docker
+@pytest.mark.apptainer
+@pytest.mark.network
+def test_quickstart_on_host_docker_and_apptainer(tmp_project, base_image):
+    """The issue's done-when: examples/quickstart, locked, built, run in all three runtimes."""
+    root = tmp_project("quickstart")
+    with open(root / "repropack.toml", "a", encoding="utf-8") as handle:
+        handle.write(PROFILES)
+    for args in (["lock", "--base-override", base_image], ["fetch"], ["build", "--apptainer"], ["build"]):
+        repropack(root, *args, check=True, timeout=1800)
+    seen = _run_everywhere(root, ("host", "docker", "apptainer"))
+    assert seen["host"] == seen["docker"] == seen["apptainer"]
+    assert "results/summary.tsv" in seen["host"]["summary"]
