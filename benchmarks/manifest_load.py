@@ -74,8 +74,12 @@ def main() -> None:
     print(f"  tomllib.loads alone    best {parse[0]:.3f} s  median {parse[1]:.3f} s")
     print(f"  load_manifest          best {load[0]:.3f} s  median {load[1]:.3f} s  ({load[1] / parse[1]:.1f}x the bare parse)")
     print(f"  expand (instances)     best {dag[0]:.3f} s  median {dag[1]:.3f} s")
-    verdict = "met" if load[1] < 1.0 else "NOT met"
-    print(f"goal: load well under 1 s -> {verdict} ({load[1]:.3f} s)")
+    if args.values == 10_000:
+        verdict = "met" if load[1] < 0.5 else "NOT met"
+        print(f"goal: a 10,000-value foreach loads well under 1 s (here: < 0.5 s) -> {verdict} ({load[1]:.3f} s)")
+    else:
+        per = (load[1] - parse[1]) / args.values * 1e6
+        print(f"(the goal is stated for 10,000 values; here {per:.1f} us per value beyond the bare parse)")
 
 
 if __name__ == "__main__":

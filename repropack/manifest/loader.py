@@ -61,7 +61,7 @@ def check_manifest(path_or_dir: str | Path = ".") -> tuple[Manifest | None, list
     if not check.errors:
         _expand(manifest, check)
     if check.errors:
-        return None, _sorted(check.errors)
+        return None, _sorted(check.errors, path)
     return manifest, []
 
 
@@ -104,6 +104,9 @@ def _steps(check: Checker, data: dict[str, Any], path: Path, params: dict[str, A
     uses: dict[str, list[str]] = {}
     checkers: dict[Path, Checker] = {}
     seen: dict[str, int] = {}
+    header_lines = check.positions.step_lines() if check.positions else []
+    if len(header_lines) != len(raw_steps):  # steps written inline: ask the full scan
+        header_lines = []
     for i, table in enumerate(raw_steps):
         key = ("steps", i)
         if not check.expect(table, dict, key):
@@ -130,8 +133,12 @@ def _steps(check: Checker, data: dict[str, Any], path: Path, params: dict[str, A
             continue
         step = parse_step(check, table, key, scope)
         if step is not None:
-            where = check.positions.find(key) if check.positions else None
-            steps.append(_with_line(step, where[0] if where else None))
+            if header_lines:
+                line: int | None = header_lines[i]
+            else:
+                where = check.positions.find(key) if check.positions else None
+                line = where[0] if where else None
+            steps.append(_with_line(step, line))
     return steps, uses, checkers
 
 
@@ -154,15 +161,17 @@ def _expand(manifest: Manifest, check: Checker) -> None:
     from repropack.run.dag import expand
 
     try:
-        expand(manifest)
+        expand(manifest, check_only=True)
     except ManifestErrors as exc:
         check.errors.extend(exc.errors)
     except ManifestError as exc:
         check.errors.append(exc)
 
 
-def _sorted(errors: list[ManifestError]) -> list[ManifestError]:
+def _sorted(errors: list[ManifestError], manifest: Path) -> list[ManifestError]:
+    """The manifest's own problems first, then each module's, in file order."""
+
     def order(error: ManifestError) -> tuple:
-        return (str(error.path or ""), error.line or 0, error.column or 0)
+        return (error.path != manifest, str(error.path or ""), error.line or 0, error.column or 0)
 
     return sorted(errors, key=order)

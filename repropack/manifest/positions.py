@@ -27,6 +27,7 @@ _SKIP_INLINE = re.compile(r"[ \t]*")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}:\d{2})?")
 _SCALAR = re.compile(r"[^\s,\]\}#]+")
 _NEWLINE = re.compile(r"\n")
+_STEPS_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*steps[ \t]*\]\]", re.M)
 
 
 def format_key(path: Sequence[str | int]) -> str:
@@ -46,18 +47,53 @@ def _quote_key(text: str) -> str:
 
 
 class Positions:
-    """Key path -> (line, column), both 1-based, for one source text."""
+    """Key path -> (line, column), both 1-based, for one source text.
+
+    The scan runs on the first question, not before: a valid manifest with no float in
+    it never pays for it, which keeps loading a 100,000-value foreach fast.
+    """
 
     def __init__(self, text: str):
         self._text = text
-        self.offsets: dict[KeyPath, int] = {}
-        self.raw_values: dict[KeyPath, str] = {}  # numbers, booleans, dates as written
-        self.strings: dict[KeyPath, tuple[int, int]] = {}  # a key's string value: where it is written
+        self._scanned = False
+        self._offsets: dict[KeyPath, int] = {}
+        self._raw: dict[KeyPath, str] = {}  # numbers, booleans, dates as written
+        self._strings: dict[KeyPath, tuple[int, int]] = {}  # a key's string value: where it is written
         self._line_starts: list[int] | None = None
+
+    def _scan(self) -> None:
+        self._scanned = True
         try:
-            _Scanner(text, self).scan()
-        except (IndexError, ValueError):  # a corner of TOML the scanner does not follow: keep what it has
+            _Scanner(self._text, self).scan()
+        except (IndexError, ValueError, AttributeError):  # a corner the scanner does not follow: keep what it has
             pass
+
+    @property
+    def offsets(self) -> dict[KeyPath, int]:
+        if not self._scanned:
+            self._scan()
+        return self._offsets
+
+    @property
+    def raw_values(self) -> dict[KeyPath, str]:
+        if not self._scanned:
+            self._scan()
+        return self._raw
+
+    @property
+    def strings(self) -> dict[KeyPath, tuple[int, int]]:
+        if not self._scanned:
+            self._scan()
+        return self._strings
+
+    def step_lines(self) -> list[int]:
+        """The line of each ``[[steps]]`` header, found by a quick search instead of the full scan."""
+        lines, line, last = [], 1, 0
+        for match in _STEPS_HEADER.finditer(self._text):
+            line += self._text.count("\n", last, match.start())
+            last = match.start()
+            lines.append(line)
+        return lines
 
     def line_col(self, offset: int) -> tuple[int, int]:
         if self._line_starts is None:
@@ -118,16 +154,16 @@ class _Scanner:
         path: KeyPath = ()
         for i, part in enumerate(parts):
             path += (part,)
-            self.out.offsets.setdefault(path, start)
+            self.out._offsets.setdefault(path, start)
             last = i == len(parts) - 1
             if double and last:
                 index = self.arrays.get(path, -1) + 1
                 self.arrays[path] = index
-                self.out.offsets.setdefault(path, start)
+                self.out._offsets.setdefault(path, start)
                 path += (index,)
             elif path in self.arrays:
                 path += (self.arrays[path],)
-        self.out.offsets.setdefault(path, start)
+        self.out._offsets.setdefault(path, start)
         return path
 
     def _key(self) -> tuple[list[str], int]:
@@ -159,7 +195,7 @@ class _Scanner:
         path = prefix
         for part in parts:
             path += (part,)
-            self.out.offsets.setdefault(path, start)
+            self.out._offsets.setdefault(path, start)
         if self.text[self.pos] != "=":
             raise ValueError("expected '='")
         self.pos += 1
@@ -181,14 +217,14 @@ class _Scanner:
             self._string(path, pattern)
         else:
             match = _DATETIME.match(text, self.pos) or _SCALAR.match(text, self.pos)
-            self.out.raw_values[path] = match.group()
+            self.out._raw[path] = match.group()
             self.pos = match.end()
 
     def _string(self, path: KeyPath, pattern: re.Pattern[str]) -> None:
         start = self.pos
         self.pos = pattern.match(self.text, start).end()
         if isinstance(path[-1], str):  # a key's own string (not array items: keeps big arrays cheap)
-            self.out.strings[path] = (start, self.pos)
+            self.out._strings[path] = (start, self.pos)
 
     def _array(self, path: KeyPath) -> None:
         text = self.text
@@ -200,7 +236,7 @@ class _Scanner:
                 self.pos += 1
                 return
             element = path + (index,)
-            self.out.offsets.setdefault(element, self.pos)
+            self.out._offsets.setdefault(element, self.pos)
             self._value(element)
             self.pos = _SKIP.match(text, self.pos).end()
             if text[self.pos] == ",":

@@ -235,7 +235,7 @@ def params(check: Checker, data: dict[str, Any], positions_raw) -> tuple[dict[st
             check.error(key, f"a parameter is a string, number or boolean, found {type_name(value)} ({shown(value)})")
             continue
         values[name] = value
-        texts[name] = scalar_text(value, positions_raw(key))
+        texts[name] = scalar_text(value, positions_raw(key) if isinstance(value, float) else None)
     return values, texts
 
 

@@ -147,8 +147,10 @@ def _foreach(check: Checker, value: Any, key: KeyPath, scope: Scope) -> Foreach:
 def _value_text(check: Checker, value: Any, key: KeyPath, scope: Scope) -> str:
     if type(value) is str:
         return value
-    if isinstance(value, (int, float, bool)):
+    if isinstance(value, float):
         return scalar_text(value, scope.raw(key))
+    if isinstance(value, (int, bool)):
+        return scalar_text(value, None)
     check.error(key, f"a foreach value is a string or number, found {type_name(value)} ({shown(value)})")
     return ""
 

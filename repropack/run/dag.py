@@ -170,12 +170,13 @@ class Dag:
         return seen
 
 
-def expand(manifest: Manifest, params: Mapping[str, str] = EMPTY) -> Dag:
+def expand(manifest: Manifest, params: Mapping[str, str] = EMPTY, *, check_only: bool = False) -> Dag:
     """Every step instance of ``manifest``; ``params`` are ``--param KEY=VALUE`` overrides.
 
     Raises ManifestErrors for problems only visible across instances (two steps writing
     one file, a gather that matches no step, a cycle), UsageError for a bad override.
+    ``check_only`` (the loader's own check) stops before building the instances.
     """
     from repropack.run.dag_expand import Expansion
 
-    return Expansion(manifest, params).run()
+    return Expansion(manifest, params).run(check_only=check_only)

@@ -56,7 +56,7 @@ class Expansion:
         self.errors.append(ManifestError(message, path=path, key=format_key(step.key + sub) or None,
                                          line=line, column=column, hint=hint))
 
-    def run(self) -> Dag:
+    def run(self, check_only: bool = False) -> Dag:
         for info in self.infos:
             self._outputs(info)
         self._expectations()
@@ -65,6 +65,8 @@ class Expansion:
         order = self._order([edges for *_, edges in resolved]) if not self.errors else []
         if self.errors:
             raise ManifestErrors(self.errors)
+        if check_only:
+            return Dag(MappingProxyType({}), MappingProxyType({}))
         instances: dict[str, Instance] = {}
         for index in order:
             info = self.infos[index]
