@@ -41,6 +41,8 @@ class Registry:
         import requests
 
         self.session = requests.Session()
+        if LOOPBACK.match(host):
+            self.session.trust_env = False  # a proxy from the environment would not reach our loopback
         self._token: str | None = None
 
     def push(self, repository: str, tag: str, manifest: bytes, blobs: Sequence[Blob]) -> str:

@@ -36,26 +36,22 @@ def env_variables(name: str, base_path: str) -> dict[str, str]:
 
 
 def locked_wheels(lockset, env_name: str, platform: str = PLATFORM) -> list:
-    """The PipPackage entries of an environment's pylock for ``platform``."""
-    from repropack.lock.lockfile import pylock_relpath
-    from repropack.lock.solve_pypi import read_pylock
+    """The locked wheels (``repropack.lock.fetcher.Artifact``) of an environment for ``platform``."""
+    from repropack.lock.fetcher import environment_artifacts
 
-    path = lockset.path(pylock_relpath(env_name, platform))
-    if not path.exists():
-        return []
-    return sorted(read_pylock(path.read_text(encoding="utf-8"), platform), key=lambda p: p.name)
+    return sorted((a for a in environment_artifacts(lockset, env_name, platform) if a.kind == "pip"),
+                  key=lambda a: a.name)
 
 
-def cached_wheel(package) -> Path:
+def cached_wheel(artifact) -> Path:
     """The verified cache's copy of a locked wheel (``repropack fetch`` put it there)."""
-    from repropack.lock import cache  # written with `fetch`; content-addressed by sha256
+    from repropack.lock.cache import ArtifactCache
 
-    path = cache.lookup(package.sha256)
+    path = ArtifactCache().lookup(artifact.sha256, artifact.filename)
     if path is None:
-        raise BuildError(
-            f"wheel {package.filename} is not in the verified cache", hint="run `repropack fetch` first"
-        )
-    return Path(path)
+        raise BuildError(f"{artifact.label} is not in the verified cache (or is corrupt)",
+                         hint="run `repropack fetch` first")
+    return path
 
 
 def stage_environment(
@@ -72,7 +68,7 @@ def stage_environment(
     if env.has_conda:
         from repropack.lock import materialize
 
-        materialize(lockset, env_name, dest, prefix=prefix)
+        materialize(lockset, env_name, dest, prefix=prefix, platform=PLATFORM)
         return
     version = env.python or "3"
     interpreter = base.python(version) if env.python else None
