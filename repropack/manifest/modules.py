@@ -19,7 +19,8 @@ from repropack.manifest import sections
 from repropack.manifest.model import Environment, Step
 from repropack.manifest.positions import KeyPath, Positions
 from repropack.manifest.source import parse_toml, read_text
-from repropack.manifest.steps import USE_KEYS, Scope, parse_step, spec_key
+from repropack.manifest.stepfiles import spec_key
+from repropack.manifest.steps import USE_KEYS, Scope, parse_step
 from repropack.manifest.validate import NAME_RE, Checker, normalize_path, path_problem, shown, suggest, type_name
 
 MODULE_FILE = "module.toml"

@@ -69,16 +69,7 @@ def parse(template: str, *, shell: bool = False) -> tuple[Segment, ...]:
                 _feed(quote_state, "{")
                 i += 2
                 continue
-            end = template.find("}", i + 1)
-            if end < 0:
-                raise PlaceholderError("unclosed '{' (write '{{' for a literal brace)", i)
-            placeholder = _placeholder(template[i + 1 : end], i)
-            if quote_state is not None and quote_state.quote:
-                raise PlaceholderError(
-                    f"placeholder {placeholder.text} is inside {_QUOTE_NAMES[quote_state.quote]} quotes; "
-                    "remove the quotes: repropack quotes every value itself",
-                    i,
-                )
+            placeholder, end = _braced(template, i, quote_state)
             if literal:
                 segments.append("".join(literal))
                 literal = []
@@ -103,6 +94,20 @@ def parse(template: str, *, shell: bool = False) -> tuple[Segment, ...]:
     if literal:
         segments.append("".join(literal))
     return tuple(segments)
+
+
+def _braced(template: str, i: int, quote_state: _QuoteState | None) -> tuple[Placeholder, int]:
+    end = template.find("}", i + 1)
+    if end < 0:
+        raise PlaceholderError("unclosed '{' (write '{{' for a literal brace)", i)
+    placeholder = _placeholder(template[i + 1 : end], i)
+    if quote_state is not None and quote_state.quote:
+        raise PlaceholderError(
+            f"placeholder {placeholder.text} is inside {_QUOTE_NAMES[quote_state.quote]} quotes; "
+            "remove the quotes: repropack quotes every value itself",
+            i,
+        )
+    return placeholder, end
 
 
 def _placeholder(body: str, offset: int) -> Placeholder:

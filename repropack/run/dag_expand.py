@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
 
 from repropack.errors import ManifestError, ManifestErrors
 from repropack.manifest import placeholders as ph
 from repropack.manifest.model import Manifest, Step
 from repropack.manifest.patterns import Pattern, apply_overrides, command_sources, instance_id, used_params
 from repropack.manifest.positions import KeyPath, format_key
-from repropack.manifest.steps import spec_key
+from repropack.manifest.stepfiles import spec_key
 from repropack.run.dag import CommandPlan, Dag, Instance
 
 
