@@ -8,7 +8,8 @@
 #   slurm      munge, slurmctld, slurmd (one node: this host), slurmdbd on MariaDB (sacct works),
 #              cgroups enforcing --mem
 #   registry   Debian's docker-registry on 127.0.0.1:5000
-# Usage: scripts/engines.sh [docker|base|apptainer|slurm|registry]...   (none: all)
+#   browser    Debian's chromium, headless (the report's test opens the HTML report in it)
+# Usage: scripts/engines.sh [docker|base|apptainer|slurm|registry|browser]...   (none: all)
 # It ends by running a command in each engine brought up and exits non-zero if any does not work.
 # Logs: /var/log/repropack-engines-*.log (run: this script's own output). docs/engines.md explains it.
 set -euo pipefail
@@ -33,12 +34,12 @@ log() { echo "engines: $*" >&2; }
 want=()
 for arg in "$@"; do
   case "$arg" in
-    docker|base|apptainer|slurm|registry) want+=("$arg") ;;
+    docker|base|apptainer|slurm|registry|browser) want+=("$arg") ;;
     -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-    *) die "unknown engine '$arg' (choose from: docker base apptainer slurm registry)" ;;
+    *) die "unknown engine '$arg' (choose from: docker base apptainer slurm registry browser)" ;;
   esac
 done
-[ ${#want[@]} -gt 0 ] || want=(docker base apptainer slurm registry)
+[ ${#want[@]} -gt 0 ] || want=(docker base apptainer slurm registry browser)
 has() { local w; for w in "${want[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
 has apptainer && ! has base && want+=(base)
 has docker && ! has base && want+=(base)
@@ -80,6 +81,7 @@ has apptainer && pkgs+=(squashfs-tools uidmap fuse2fs squashfuse libseccomp2 lib
 has apptainer && [ -n "$need_shim" ] && pkgs+=(patchelf gcc libc6-dev python3)
 has slurm && pkgs+=(slurm-wlm slurmdbd munge mariadb-server)
 has registry && pkgs+=(docker-registry)
+has browser && pkgs+=(chromium fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f '${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
@@ -339,6 +341,12 @@ if has slurm; then
   wait_for 60 sh -c "sacct -n -X -P -j $job -o State | grep -qx COMPLETED" \
     || die "sacct does not report job $job COMPLETED (state: '$(state_of)')"
   log "check slurm: job $job COMPLETED in sacct"
+fi
+if has browser; then
+  out=$(timeout 60 chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
+        --user-data-dir="$work/chromium" --dump-dom 'data:text/html,<p id=x></p><script>x.textContent="browser-"+"ok"</script>' \
+        2>/dev/null) && grep -q 'browser-ok' <<<"$out" || die "headless chromium cannot run a page's script"
+  log "check browser: $(chromium --version 2>/dev/null | head -1) ran a page's script headless"
 fi
 phase done
 log "all requested engines work (${want[*]}) in $((SECONDS - T0)) s"
