@@ -37,7 +37,8 @@ class FakeRun:
         idir = self._dir(iid)
         idir.write_instance({"id": iid, "step": step, "inputs": list(inputs), "outputs": list(outputs)})
         adir = idir.attempt(attempt)
-        adir.create(f'#!/usr/bin/env bash\n# repropack step "{iid}" attempt {attempt}\nset -euo pipefail\n{command}\n')
+        adir.path.mkdir(parents=True, exist_ok=True)
+        adir.script.write_text(f'#!/usr/bin/env bash\n# repropack step "{iid}" attempt {attempt}\nset -euo pipefail\n{command}\n')
         adir.stderr.write_text(stderr)
         adir.stdout.write_text(stdout)
         req = {"cpus": cpus, "memory": memory, "time": None, "gpus": 0}
