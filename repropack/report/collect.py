@@ -71,7 +71,7 @@ def collect(root: Path, *, redactor: Redactor | None = None, log_lines: int = LO
     report.critical_path, report.critical_seconds = critical_path(report.instances)
     for iid in report.critical_path:
         report.instances[iid].critical = True
-    report.steps = summarize_steps({i: x for i, x in report.instances.items() if x.attempts or x.state == FAILED})
+    report.steps = summarize_steps(report.instances)
     return report
 
 

@@ -30,6 +30,7 @@ def render_html(report: Report) -> str:
     body = "\n".join((
         _header(report),
         _cards(report),
+        _nothing_ran(report),
         _failures(report),
         _timeline(report, colors),
         _resources(report, colors),
@@ -99,7 +100,7 @@ def fmt_hours(seconds: float) -> str:
         return f"{hours:,.0f}"
     if hours >= 0.01:
         return f"{hours:.2f}"
-    return f"{hours:.2g}"
+    return f"{hours:.4f}" if hours >= 0.0001 else "< 0.0001"
 
 
 def _efficiency(cpu: float, reserved: float) -> float | None:
@@ -152,6 +153,15 @@ def _cards(report: Report) -> str:
         _card("Peak memory", escape(fmt_bytes(peak)), "largest of one instance"),
     ]
     return '<section class="cards">' + "".join(cards) + "</section>"
+
+
+def _nothing_ran(report: Report) -> str:
+    if any(i.attempts for i in report.instances.values()):
+        return ""
+    cached = report.count(CACHED)
+    why = (f"all {cached:,} instances were up to date, finished by earlier runs with the same inputs, "
+           "commands and environments" if cached else "no instance started")
+    return f'<section class="quiet"><h2>Nothing ran</h2><p class="note">In this run {why}.</p></section>'
 
 
 def _failures(report: Report) -> str:
@@ -217,6 +227,10 @@ def _resources(report: Report, colors: dict[str, str]) -> str:
         counts = ", ".join(f"{n} {escape(k)}" for k, n in s.counts.items())
         eff = _efficiency(s.cpu_seconds, s.reserved_cpu_seconds)
         mem = s.memory_use
+        if not s.reserved_cpu_seconds and s.peak_rss_max is None:
+            rows.append(f'<tr><td><i class="dot" style="background:{colors[s.name]}"></i><code>{escape(s.name)}</code></td>'
+                        f'<td class="num">{counts}</td><td colspan="5" class="note">nothing ran in this run</td></tr>')
+            continue
         mem_text = (f"{escape(fmt_bytes(s.peak_rss_max))} of {escape(fmt_bytes(s.req_memory))} ({fmt_pct(mem)})"
                     if s.req_memory else f"{escape(fmt_bytes(s.peak_rss_max))} (none requested)")
         advice = _advice(s)
@@ -227,12 +241,13 @@ def _resources(report: Report, colors: dict[str, str]) -> str:
             f'<td>{_meter(min(eff, 1.0) if eff is not None else None)}<span class="mtext">{escape(fmt_seconds(s.cpu_seconds))} of '
             f'{escape(fmt_seconds(s.reserved_cpu_seconds))} on {s.req_cpus} cpu ({fmt_pct(eff)})</span></td>'
             f'<td>{_meter(mem, over=bool(mem and mem > 1))}<span class="mtext">{mem_text}</span></td>'
-            f'<td class="num">{fmt_hours(s.cpu_seconds)}</td><td class="advice">{advice}</td></tr>'
+            f'<td class="num">{escape(fmt_seconds(s.cpu_seconds if s.reserved_cpu_seconds else None))}</td>'
+            f'<td class="advice">{advice}</td></tr>'
         )
     return (
         '<section id="resources"><h2>Resources: used against requested</h2>\n'
         '<table class="grid"><thead><tr><th>step</th><th>instances</th><th>wall median / max</th>'
-        '<th>CPU time used of cpus × wall</th><th>peak memory of requested</th><th>CPU-h</th><th></th></tr></thead>'
+        '<th>CPU time used of cpus × wall</th><th>peak memory of requested</th><th>CPU time</th><th></th></tr></thead>'
         f'<tbody>{"".join(rows)}</tbody></table></section>'
     )
 

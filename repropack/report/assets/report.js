@@ -70,6 +70,7 @@
     var x = function (t) { return labelW + plotW * t / wall; };
     var y = top, rows = [];
     groups.forEach(function (g) {
+      if (!g.bars.length) { rows.push(null); return; }  // a step whose instances were all cached
       var laneH = g.lanes <= 12 ? 16 : Math.max(2, Math.floor(200 / g.lanes));
       var h = Math.max(22, g.lanes * laneH + 6);
       rows.push({y: y, h: h, laneH: laneH});
@@ -87,6 +88,7 @@
     }
     groups.forEach(function (g, n) {
       var row = rows[n];
+      if (!row) return;
       el("rect", {"class": "band", x: 0, y: row.y, width: labelW - 8, height: row.h, rx: 4}, svg);
       var name = el("text", {"class": "steplabel", x: 8, y: row.y + Math.min(row.h / 2, 14) + 4}, svg);
       var text = data.steps[n];
@@ -99,10 +101,11 @@
     var barLayer = el("g", {}, svg);
     groups.forEach(function (g, n) {
       var row = rows[n];
+      if (!row) return;
       g.bars.forEach(function (b) {
         var ly = row.y + 3 + g.lane.get(b) * row.laneH;
         var bh = Math.max(1.5, row.laneH - (row.laneH > 6 ? 3 : 0.5));
-        var bx = x(b[F.start]), bw = Math.max(1.5, x(b[F.start] + b[F.dur]) - bx);
+        var bx = x(b[F.start]), bw = Math.max(b[F.state] === 1 ? 5 : 1.5, x(b[F.start] + b[F.dur]) - bx);
         var cls = "bar " + data.states[b[F.state]] + (b[F.crit] ? " crit" : "");
         var r = el("rect", {"class": cls, x: bx, y: ly, width: bw, height: bh, rx: Math.min(3, bh / 3),
                             fill: data.colors[b[F.step]], "data-id": b[F.id]}, barLayer);
