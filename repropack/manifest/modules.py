@@ -152,7 +152,7 @@ def _steps(mcheck: Checker, data: dict[str, Any], scope: Scope, table: dict[str,
         return []
     outer_needs = check.strings(table, "needs", key)
     profile = check.string(table, "profile", key)
-    local_names = {s.get("name") for s in raw_steps if isinstance(s, dict)}
+    local_names = {s["name"] for s in raw_steps if isinstance(s, dict) and isinstance(s.get("name"), str)}
     out = []
     for i, raw in enumerate(raw_steps):
         here: KeyPath = ("steps", i)

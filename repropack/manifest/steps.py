@@ -100,6 +100,9 @@ def _foreach(check: Checker, value: Any, key: KeyPath, scope: Scope) -> Foreach:
     if value is None:
         return Foreach()
     if isinstance(value, dict):
+        if not value:
+            check.error(key, "is empty: a step must run at least once")
+            return Foreach()
         keys = tuple(value)
         columns = []
         for name, values in value.items():
