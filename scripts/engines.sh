@@ -30,6 +30,12 @@ die() { echo "engines: FAILED: $*" >&2; exit 1; }
 log() { echo "engines: $*" >&2; }
 [ "$(id -u)" = 0 ] || die "run as root (it installs packages and starts daemons)"
 [ -r /etc/debian_version ] || die "not Debian (no /etc/debian_version)"
+debian_major=$(cut -d. -f1 /etc/debian_version)
+case "$debian_major" in
+  12|13) ;;
+  *) echo "engines: WARNING: written for Debian 12 and 13, this is '$(cat /etc/debian_version)'; trying anyway" >&2
+     [[ "$debian_major" =~ ^[0-9]+$ ]] || debian_major=99 ;;  # testing/sid: "forky/sid"
+esac
 
 want=()
 for arg in "$@"; do
@@ -69,6 +75,10 @@ put() {  # put FILE MODE < content; returns 0 when the file changed
 keyring() { local k; for k in /usr/share/keyrings/debian-archive-keyring.{gpg,pgp}; do [ -f "$k" ] && { echo "$k"; return; }; done; die "no Debian archive keyring"; }
 start_daemon() {  # start_daemon LOGNAME CMD...: detached from this shell, so it outlives it
   local name=$1; shift; (setsid "$@" >>"$LOG-$name.log" 2>&1 </dev/null &); }
+running() {  # running DAEMON: its pid file names a live (not zombie) process of that name
+  local pid; pid=$(cat "/run/$1.pid" 2>/dev/null) || return 1
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] && ! grep -qs '^State:.*zombie' "/proc/$pid/status"
+}
 glibc=$(getconf GNU_LIBC_VERSION | awk '{print $2}')
 need_shim=""; ge_version "$glibc" 2.38 || need_shim=1
 
@@ -76,6 +86,8 @@ need_shim=""; ge_version "$glibc" 2.38 || need_shim=1
 phase packages
 pkgs=(curl ca-certificates)
 has docker && pkgs+=(docker.io)
+# Debian 13 split the client out of docker.io (only a Recommends there); Debian 12 has no docker-cli.
+has docker && [ "${debian_major:-0}" -ge 13 ] 2>/dev/null && pkgs+=(docker-cli)
 has base && pkgs+=(debootstrap)
 has apptainer && pkgs+=(squashfs-tools uidmap fuse2fs squashfuse libseccomp2 libsqlite3-0 containernetworking-plugins)
 has apptainer && [ -n "$need_shim" ] && pkgs+=(patchelf gcc libc6-dev python3)
@@ -221,11 +233,11 @@ CONF
       fi
     done
   fi
-  pgrep -x slurmdbd >/dev/null || slurmdbd
+  running slurmdbd || slurmdbd
   wait_for 30 sacctmgr -n list cluster || die "slurmdbd did not come up (see /var/log/slurm/slurmdbd.log)"
   sacctmgr -n -P list cluster format=cluster | grep -qx local || sacctmgr -i add cluster local >/dev/null
-  pgrep -x slurmctld >/dev/null || slurmctld
-  pgrep -x slurmd >/dev/null || slurmd
+  running slurmctld || slurmctld
+  running slurmd || slurmd
   node_up() { sinfo -h -o %T | grep -qE '^(idle|mixed|allocated)'; }
   wait_for 60 node_up || die "the SLURM node did not become idle: $(sinfo -h -o '%T %E' 2>&1)"
   log "$(sinfo -V) node $host cpus=$cpus mem=${memmb}M, accounting on"
