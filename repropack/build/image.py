@@ -158,18 +158,22 @@ def write_docker_archive(
     layers: Sequence[tuple[str, Path]],
     *,
     tags: Sequence[str] = (),
+    omit: int = 0,
 ) -> None:
     """Write a docker-save archive: ``manifest.json``, the config and one ``layer.tar`` per diff_id.
 
+    ``omit``: leave out the files of the first N layers, which the engine
+    already has (Docker's loader looks a layer up by chain ID before it opens
+    its file), so a rebuild does not copy the base through the archive again.
     Written to a temporary name and renamed, so a full disk leaves no archive
     that a later step could load half-written.
     """
     hexid = config_digest.split(":", 1)[1]
     entries: list[tuple[str, bytes | Path]] = [(f"{hexid}.json", config)]
     layer_names = []
-    for diff_id, path in layers:
+    for index, (diff_id, path) in enumerate(layers):
         name = f"{diff_id.split(':', 1)[1]}/layer.tar"
-        if name not in layer_names:
+        if name not in layer_names and index >= omit:
             entries.append((name, path))
         layer_names.append(name)
     manifest = [{"Config": f"{hexid}.json", "RepoTags": list(tags) or None, "Layers": layer_names}]

@@ -40,7 +40,7 @@ def build(project_root: Path, options: BuildOptions, *, engine=None, report: Rep
     previous = latest_record(plan.root)
     outputs: dict[str, Any] = {"docker": None, "pushed": None, "sif": None}
     if options.docker:
-        outputs["docker"] = _timed(plan, "docker", lambda: load_into_engine(plan, engine, report))
+        outputs["docker"] = _timed(plan, "docker", lambda: load_into_engine(plan, engine, previous, report))
     if options.push:
         outputs["pushed"] = _timed(plan, "push", lambda: push(plan, options.push, report))
     if options.apptainer:
@@ -67,29 +67,59 @@ def ensure_archive(plan: Plan, report: Report) -> Path:
     path = archive_path(plan)
     if path.is_file():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    report("writing the image archive")
-    try:
-        write_docker_archive(path, plan.config, plan.image_id, plan.all_layers)
-    except OSError as exc:
-        reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
-        raise BuildError(f"could not write the image archive {path}: {reason}; nothing was loaded or tagged") from exc
+    _write_archive(plan, path, report)
     for old in path.parent.glob("*.tar"):
         if old != path:
             old.unlink(missing_ok=True)
     return path
 
 
-def load_into_engine(plan: Plan, engine, report: Report) -> dict[str, Any]:
-    loaded = engine.image_id(plan.image_id) == plan.image_id
-    if not loaded:
-        archive = ensure_archive(plan, report)
-        report("loading the image into docker")
-        got = engine.load(archive)
-        if got != plan.image_id:
-            raise BuildError(f"docker loaded {archive} as {got}, expected {plan.image_id}; the tag was not moved")
+def _write_archive(plan: Plan, path: Path, report: Report, *, omit: int = 0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report("writing the image archive")
+    try:
+        write_docker_archive(path, plan.config, plan.image_id, plan.all_layers, omit=omit)
+    except OSError as exc:
+        reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
+        raise BuildError(f"could not write the image archive {path}: {reason}; nothing was loaded or tagged") from exc
+
+
+def load_into_engine(plan: Plan, engine, previous: dict[str, Any] | None, report: Report) -> dict[str, Any]:
+    present = engine.image_id(plan.image_id) == plan.image_id
+    if not present:
+        shared = _layers_in_engine(plan, engine, previous)
+        if archive_path(plan).is_file() or not shared:
+            _load(plan, engine, ensure_archive(plan, report), report)
+        else:
+            partial = archive_path(plan).with_suffix(".partial.tar")
+            try:
+                _write_archive(plan, partial, report, omit=shared)
+                _load(plan, engine, partial, report)
+            except BuildError:  # a layer went away meanwhile: send everything
+                _load(plan, engine, ensure_archive(plan, report), report)
+            finally:
+                partial.unlink(missing_ok=True)
     engine.tag(plan.image_id, plan.reference)
-    return {"id": plan.image_id, "reference": plan.reference, "loaded": not loaded}
+    return {"id": plan.image_id, "reference": plan.reference, "loaded": not present}
+
+
+def _load(plan: Plan, engine, archive: Path, report: Report) -> None:
+    report("loading the image into docker")
+    got = engine.load(archive)
+    if got != plan.image_id:
+        raise BuildError(f"docker loaded {archive} as {got}, expected {plan.image_id}; the tag was not moved")
+
+
+def _layers_in_engine(plan: Plan, engine, previous: dict[str, Any] | None) -> int:
+    """How many leading layers the engine surely has: the base's, or a still-present previous build's."""
+    ours = [diff_id for diff_id, _ in plan.all_layers]
+    shared = len(plan.base.layers) if engine.image_id(plan.base.pinned) is not None else 0
+    image = (previous or {}).get("image") or {}
+    if image.get("id") and engine.image_id(image["id"]) == image["id"]:
+        theirs = list(image["base"]["layers"]) + [layer["diff_id"] for layer in image["layers"]]
+        common = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
+        shared = max(shared, common)
+    return min(shared, len(ours) - 1)
 
 
 def push(plan: Plan, target: str, report: Report) -> dict[str, Any]:
