@@ -144,9 +144,11 @@ def main(argv: list[str]) -> int:
                 return 1
             for _, _, slot in symbols:
                 struct.pack_into("<H", elf.data, slot, VER_NDX_GLOBAL)
-            for need, entry in elf.unused_newer_needs(host):
+            unused = elf.unused_newer_needs(host)
+            for need, entry in unused:
                 elf.drop_need(need, entry)
-            elf.save()
+            if symbols or unused:
+                elf.save()
         return 0
     print(__doc__, file=sys.stderr)
     return 2
