@@ -71,9 +71,9 @@ def render_containerfile(plan: Plan, manifest) -> str:
         "project": manifest.project.name,
         "base": plan.base.pinned,
         "env_layers": "\n".join(f"ADD env-{i}.tar /" for i, _ in enumerate(env_layers)),
-        "env": " ".join(f'{k}="{v}"' for k, v in _env_items(plan)),
+        "env": " ".join(f"{k}={json.dumps(v)}" for k, v in _env_items(plan)),
         "workdir": manifest.image.workdir,
-        "labels": "LABEL " + " \\\n      ".join(f'{k}="{v}"' for k, v in sorted(plan.labels.items())),
+        "labels": "LABEL " + " \\\n      ".join(f"{k}={json.dumps(v)}" for k, v in sorted(plan.labels.items())),
         "snippet": _snippet(plan.root, "Containerfile.snippet"),
     }
     path, text = load_template(plan.root, "Containerfile")

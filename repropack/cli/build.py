@@ -76,8 +76,11 @@ def _summary(record: dict) -> None:
     image = record["image"]
     reused = sum(1 for layer in image["layers"] if layer["reused"])
     click.echo(f"image    {image['reference']}  {image['id']}")
-    click.echo(f"layers   {len(image['base']['layers'])} base + {len(image['layers'])} ({reused} reused), "
-               f"{image['size'] / 1e6:.1f} MB")
+    if image.get("reproducible") is False:
+        click.echo(f"built    by docker build from {image['containerfile']} (not bit-for-bit reproducible)")
+    else:
+        click.echo(f"layers   {len(image['base']['layers'])} base + {len(image['layers'])} ({reused} reused), "
+                   f"{image['size'] / 1e6:.1f} MB")
     if record.get("pushed"):
         click.echo(f"pushed   {record['pushed']['reference']}")
     if record.get("sif"):

@@ -223,3 +223,24 @@ def test_full_disk_during_export_leaves_nothing_tagged(project, wheel_cache, doc
     assert docker_client.images.list(filters={"label": f"io.repropack.source-date-epoch={new_epoch}"}) == []
     assert docker_client.images.get(TAG).id == before["image"]["id"]
     assert json.loads((project / ".repropack/builds/latest.json").read_text())["image"]["id"] == before["image"]["id"]
+
+
+def test_containerfile_with_a_user_snippet(project, wheel_cache, docker_client):
+    (project / "Containerfile.snippet").write_text('RUN echo "snippet ran" > /etc/repropack-snippet\n')
+    tag = "repropack-test/quickstart:containerfile"
+    record = build_json(project, "--containerfile", "--tag", tag, env=wheel_cache)
+    try:
+        assert record["image"]["reproducible"] is False
+        rendered = (project / ".repropack/build/context/Containerfile").read_text()
+        assert "ADD workflow.tar /" in rendered and rendered.rstrip().endswith("/etc/repropack-snippet")
+        out = run_in_image(docker_client, tag, "cat /etc/repropack-snippet; python -c 'import tabulate; print(tabulate.__version__)'; ls /work/scripts")
+        assert out.split() == ["snippet", "ran", "0.9.0", "count.py", "summary.py"]
+    finally:
+        docker_client.images.remove(record["image"]["id"], force=True)
+
+
+def test_containerfile_template_error_names_file_and_line(project, wheel_cache):
+    (project / "Containerfile.in").write_text("FROM $base\nRUN echo ${nothing_like_this}\n")
+    done = cli(project, "build", "--containerfile", env=wheel_cache)
+    assert done.returncode == 1
+    assert f"{project / 'Containerfile.in'}:2: unknown placeholder $nothing_like_this" in done.stderr
