@@ -49,8 +49,9 @@ def collect(root: Path, *, redactor: Redactor | None = None, log_lines: int = LO
     redactor = redactor or Redactor(secret_values())
     running = is_locked(root)
     end_record = next((r for r in reversed(records) if r.get("t") == "end"), None)
+    manifest = _load_manifest(root)
     report = Report(
-        project=_project_name(root),
+        project=manifest.project.name if manifest is not None else root.name,
         run_id=run["run"],
         status=end_record.get("status", "failed") if end_record else ("running" if running else "crashed"),
         start=run.get("start"),
@@ -62,7 +63,7 @@ def collect(root: Path, *, redactor: Redactor | None = None, log_lines: int = LO
         generated=time.time(),
     )
     report.instances = _fold(records, running)
-    dag = _expand_dag(root, run.get("argv") or [])
+    dag = _expand_dag(manifest, run.get("argv") or []) if manifest is not None else None
     _add_deps(root, report, dag, done_before)
     for inst in report.instances.values():
         if inst.state == FAILED:
@@ -154,26 +155,25 @@ def _step_of(iid: str) -> str:
     return iid.split("[", 1)[0]
 
 
-def _project_name(root: Path) -> str:
-    try:
-        import tomllib
-
-        with open(root / "repropack.toml", "rb") as handle:
-            name = tomllib.load(handle).get("project", {}).get("name")
-        return str(name) if name else root.name
-    except (OSError, ValueError):
-        return root.name
-
-
-def _expand_dag(root: Path, argv: Sequence[str]) -> Any | None:
-    """The DAG as it stands now, with the run's --param values; None when it does not expand."""
+def _load_manifest(root: Path) -> Any | None:
+    """The project's manifest as it stands now; None when it no longer loads (the report still works)."""
     from repropack.errors import ReproError
 
     try:
         from repropack.manifest import load_manifest
+
+        return load_manifest(root)
+    except (ReproError, OSError, ValueError):
+        return None
+
+
+def _expand_dag(manifest: Any, argv: Sequence[str]) -> Any | None:
+    """The DAG with the run's --param values; None when it does not expand."""
+    from repropack.errors import ReproError
+
+    try:
         from repropack.run.dag import expand
 
-        manifest = load_manifest(root)
         params = dict(p.partition("=")[::2] for p in _params(argv))
         return expand(manifest, {k: v for k, v in params.items() if k in manifest.params})
     except (ReproError, OSError, ValueError):

@@ -3,6 +3,8 @@ Journal and rundir classes, so the report reads exactly the format the runner wr
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import pytest
@@ -35,7 +37,9 @@ class FakeRun:
                  inputs=(), outputs=(), stderr: str = "", stdout: str = "", command: str = "true",
                  final: bool = True) -> None:
         idir = self._dir(iid)
-        idir.write_instance({"id": iid, "step": step, "inputs": list(inputs), "outputs": list(outputs)})
+        idir.path.mkdir(parents=True, exist_ok=True)
+        (idir.path / rundir.INSTANCE_JSON).write_text(
+            json.dumps({"id": iid, "step": step, "inputs": list(inputs), "outputs": list(outputs)}))
         adir = idir.attempt(attempt)
         adir.path.mkdir(parents=True, exist_ok=True)
         adir.script.write_text(f'#!/usr/bin/env bash\n# repropack step "{iid}" attempt {attempt}\nset -euo pipefail\n{command}\n')
