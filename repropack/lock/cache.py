@@ -7,6 +7,11 @@ the name (wheel tags, ``.conda`` vs ``.tar.bz2``). Files are written to a tempor
 in the same directory while hashing and renamed only once the digest matched, so a
 cut download or a wrong file never appears under a real name. Entries are verified by
 digest whenever they are used; a corrupt one is deleted and fetched again.
+
+Beside an entry, ``.<name>`` files hold data derived from its verified bytes (for a conda
+package, its repodata record: reading it from a ``.tar.bz2`` decompresses the whole archive),
+written atomically the first time they are needed; a derived file is not part of the
+entry, and one that cannot be read is derived again.
 """
 
 from __future__ import annotations
@@ -48,6 +53,24 @@ class ArtifactCache:
         if "/" in filename or filename in ("", ".", ".."):
             raise FetchError(f"refusing artifact file name {filename!r}")
         return self.root / "artifacts" / "sha256" / sha256[:2] / sha256 / filename
+
+    def derived_path(self, sha256: str, name: str) -> Path:
+        """Where data derived from the entry ``sha256`` is kept (``name`` without a dot)."""
+        return self.path_for(sha256, f".{name}")
+
+    def store_derived(self, sha256: str, name: str, data: bytes) -> Path:
+        """Write derived data beside the entry, atomically (temp file, then rename)."""
+        target = self.derived_path(sha256, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".partial-", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.chmod(tmp_name, 0o644)
+            os.replace(tmp_name, target)
+        finally:
+            Path(tmp_name).unlink(missing_ok=True)
+        return target
 
     @property
     def conda_pkgs(self) -> Path:

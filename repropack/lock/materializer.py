@@ -127,17 +127,9 @@ def _make_venv(dest: Path, interpreter: str, relocatable: bool) -> None:
 def _install_conda(conda: list[Artifact], paths, dest: Path, prefix: Path, platform: str, cache) -> None:
     import rattler
 
-    async def records():
-        out = []
-        for a in conda:
-            record = await rattler.RepoDataRecord.from_package_archive(paths[a.sha256])
-            record.url = paths[a.sha256].as_uri()  # the verified cache file: rattler never goes online
-            record.channel = a.url.rsplit("/", 2)[0]
-            out.append(record)
-        return out
-
     async def run():
-        await rattler.install(await records(), target_prefix=dest, cache_dir=cache.conda_pkgs,
+        records = await asyncio.gather(*(_conda_record(cache, a, paths[a.sha256]) for a in conda))
+        await rattler.install(list(records), target_prefix=dest, cache_dir=cache.conda_pkgs,
                               alternative_target_prefix=prefix if prefix != dest else None,
                               platform=rattler.Subdir(platform), execute_link_scripts=False, show_progress=False)
 
@@ -146,6 +138,39 @@ def _install_conda(conda: list[Artifact], paths, dest: Path, prefix: Path, platf
     except Exception as exc:  # rattler's exceptions are not one hierarchy
         raise EnvironmentCreateError(f"linking conda packages into {dest} failed: {exc}") from exc
     _canonical_conda_meta(dest, {a.filename: a.url for a in conda})
+
+
+async def _conda_record(cache, artifact: Artifact, archive: Path):
+    """The repodata record of a verified cached archive, pointing at that file (rattler never goes online).
+
+    A conda-lock file lacks fields that linking needs (noarch, build number, ...), so they come
+    from the archive's index; read once per artifact and kept beside it in the cache.
+    """
+    import rattler
+
+    sidecar = cache.derived_path(artifact.sha256, "repodata-record.json")
+    package = None
+    if _derived_record_matches(sidecar, artifact):
+        try:
+            package = rattler.PackageRecord.from_index_json(sidecar, size=archive.stat().st_size,
+                                                            sha256=artifact.sha256, md5=None)
+        except Exception:  # unreadable derived data is derived again
+            package = None
+    if package is None:
+        package = await rattler.RepoDataRecord.from_package_archive(archive)
+        cache.store_derived(artifact.sha256, "repodata-record.json", package.to_json().encode())
+    channel = artifact.url.rsplit("/", 2)[0]
+    return rattler.RepoDataRecord(package, archive.name, archive.as_uri(), channel)
+
+
+def _derived_record_matches(path: Path, artifact: Artifact) -> bool:
+    """A kept record is used only if it is the record of this very archive."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("sha256") == artifact.sha256 and data.get("name") == artifact.name \
+        and str(data.get("version")) == artifact.version and data.get("fn") == artifact.filename
 
 
 def _canonical_conda_meta(dest: Path, urls: dict[str, str]) -> None:
