@@ -6,7 +6,8 @@ jobs in one go, cancel) and submitit (a job handle you can poll and cancel).
 Contract
 --------
 ``submit(job) -> JobHandle``
-    Writes ``job.script`` (the exact ``script.sh``) into ``job.attempt_dir`` and
+    Writes ``job.script`` (the exact ``script.sh``) into ``job.attempt_dir`` (which the
+    runner has created) and
     starts or queues the job; returns at once with a handle whose ``job_id`` is
     the backend's own id (a pid, a container id, a SLURM job id, a Batch job id).
     The job must leave ``stdout``, ``stderr``, ``exit_code`` and

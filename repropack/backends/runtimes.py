@@ -42,7 +42,7 @@ def apptainer_argv(job: Job, *, apptainer: str = "apptainer") -> list[str]:
     if not job.image:
         raise RunError(f"{job.instance_id}: no SIF to run (run `repropack build` or set the profile's image)")
     project = _bind_safe(job.project)
-    home = _bind_safe(job.attempt_dir / "home")
+    home = _bind_safe(Path(job.env.get("HOME", job.attempt_dir / "home")))
     argv = [apptainer, "exec", "--cleanenv", "--containall", *job.runtime_flags]
     argv += ["--pwd", project, "--home", f"{home}:{home}", "--bind", f"{project}:{project}:ro"]
     for path in job.writable:

@@ -27,15 +27,15 @@ class PlainEvents(Events):
         return f"[{self.finished_count}/{self.total}]"
 
     def started(self, instance_id: str, attempt: int) -> None:
-        again = f" (attempt {attempt})" if attempt > 1 else ""
-        click.echo(f"{self._stamp()} start {instance_id}{again}", err=True)
+        pass  # plain output says what finished; `repropack status` shows what runs
 
     def finished(self, result: InstanceResult) -> None:
         self.finished_count += 1
         if result.status == "skipped" and self.quiet_skips:
             return
         detail = f": {result.failure}: {result.message}" if result.status == "failed" else ""
-        click.echo(f"{self._stamp()} {result.status} {result.id}{detail}", err=True)
+        # sys.stderr directly: click.echo asks isatty on every call, a syscall per instance
+        sys.stderr.write(f"{self._stamp()} {result.status} {result.id}{detail}\n")
 
     def retrying(self, instance_id: str, attempt: int, failure: str, message: str, delay: float) -> None:
         click.echo(f"{self._stamp()} retry {instance_id} ({failure}: {message}); attempt {attempt} in {delay:g}s", err=True)

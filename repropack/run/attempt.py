@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,13 +92,12 @@ class OutputPlan:
     in_place: bool
     pipes: tuple[str, ...] = ()
 
-    def prepare(self, root: Path) -> None:
-        for rel in self.written:
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            if self.in_place:
+    def prepare(self, root: Path, made: set[Path]) -> None:
+        """In place: the outputs' directories exist and no stale output is left to pass for a new one."""
+        if self.in_place:
+            for rel in self.written:
+                ensure_parent(root / rel, made)
                 _remove(root / rel)
-        for rel in self.final:
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
 
     def writable_dirs(self, root: Path) -> list[Path]:
         """Directories a container must be able to write for this plan (in place: the outputs' parents)."""
@@ -107,11 +107,20 @@ class OutputPlan:
 
 
 def plan_outputs(inst: Any, staging_rel: str) -> OutputPlan:
+    """Temporary paths sit flat in the attempt directory (no directory to make per output) and keep
+    the output's file name, so tools that look at extensions see the same name."""
     final = tuple(p for p in inst.outputs if p not in inst.pipes)
     if not uses_output_placeholder(inst.step):
         return OutputPlan(final, final, True, tuple(inst.pipes))
-    written = tuple(f"{staging_rel}/{p}" for p in final)
+    written = tuple(f"{staging_rel}/out-{n}-{p.rsplit('/', 1)[-1]}" for n, p in enumerate(final))
     return OutputPlan(final, written, False, tuple(inst.pipes))
+
+
+def ensure_parent(path: Path, made: set[Path]) -> None:
+    parent = path.parent
+    if parent not in made:
+        parent.mkdir(parents=True, exist_ok=True)
+        made.add(parent)
 
 
 def command_outputs(inst: Any, plan: OutputPlan, pipe_paths: Mapping[str, str]) -> list[str]:
@@ -128,26 +137,40 @@ class OutputFailure(Exception):
         self.message = message
 
 
-def collect_outputs(root: Path, plan: OutputPlan, expect: Mapping[str, str]) -> dict[str, str]:
-    """Check and hash the written outputs, then move them into place; returns final path -> sha256."""
-    missing = [final for final, written in zip(plan.final, plan.written) if not os.path.lexists(root / written)]
+def collect_outputs(
+    root: Path, plan: OutputPlan, expect: Mapping[str, str], made: set[Path]
+) -> dict[str, tuple[str, os.stat_result]]:
+    """Check and hash the written outputs, then move them into place.
+
+    Returns final path -> (sha256, stat); the stat, taken before the rename, still describes the
+    file after it (rename keeps inode, size and mtime), so the hash cache needs no second stat.
+    """
+    stats: list[os.stat_result] = []
+    missing = []
+    for final, written in zip(plan.final, plan.written):
+        try:
+            stats.append(os.lstat(root / written))
+        except FileNotFoundError:
+            missing.append(final)
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise OutputFailure("missing-output", f"the step exited 0 but did not write {missing[0]}{more}")
-    files = [(f, w) for f, w in zip(plan.final, plan.written) if not (root / w).is_dir()]
-    digests = dict(zip((f for f, _ in files), sha256_files([root / w for _, w in files])))
-    for final, written in zip(plan.final, plan.written):
-        if final not in digests:
-            digests[final] = tree_digest(root / written)
+    is_dir = [stat.S_ISDIR(st.st_mode) for st in stats]
+    files = [(f, w) for (f, w), d in zip(zip(plan.final, plan.written), is_dir) if not d]
+    hexes = iter(sha256_files([root / w for _, w in files]))
+    result: dict[str, tuple[str, os.stat_result]] = {}
+    for (final, written), st, d in zip(zip(plan.final, plan.written), stats, is_dir):
+        result[final] = (tree_digest(root / written) if d else next(hexes), st)
     for path, wanted in expect.items():
         want = wanted.split(":", 1)[1] if ":" in wanted else wanted
-        got = digests.get(path)
+        got = result[path][0] if path in result else None
         if got is not None and got != want.lower():
             raise OutputFailure("expect", f"{path}: expected sha256:{want}, got sha256:{got}")
     if not plan.in_place:
         for final, written in zip(plan.final, plan.written):
-            _move(root / written, root / final)
-    return digests
+            ensure_parent(root / final, made)
+            _move(root / written, root / final, is_dir=stat.S_ISDIR(result[final][1].st_mode))
+    return result
 
 
 def tree_digest(path: Path) -> str:
@@ -155,9 +178,8 @@ def tree_digest(path: Path) -> str:
     return "tree:" + files_digest(dict(zip(rels, sha256_files([path / r for r in rels]))))
 
 
-def _move(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if src.is_dir() and not src.is_symlink() and dst.exists():
+def _move(src: Path, dst: Path, *, is_dir: bool) -> None:
+    if is_dir and dst.exists():
         aside = dst.with_name(f".{dst.name}.old-{os.getpid()}")
         os.replace(dst, aside)
         os.replace(src, dst)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections import defaultdict, deque
 from pathlib import Path
@@ -53,6 +52,9 @@ class Executor:
         self.parts: dict[str, Any] = {}
         self.snapshot: Snapshot | None = None
         self._attempt_of: dict[str, int] = {}  # the attempt a re-queued instance starts next
+        self.writer = rundir.Writer()
+        self.made_dirs: set[Path] = set()  # output directories known to exist (a mkdir each is not free)
+        self.slots = rundir.ScratchSlots(rundir.run_root(self.root, runner.run_id))
 
     # -- backends ------------------------------------------------------------------------
     def local_backend(self) -> LocalBackend:
@@ -73,6 +75,7 @@ class Executor:
             self._poll()
             self._enforce_deadlines()
             self.journal.flush()
+            self.supervisor.flush()
         for iid in self.scheduler.drop_ready():
             self._not_run(iid)
 
@@ -165,45 +168,50 @@ class Executor:
         idir = rundir.instance_dir(self.root, self.r.run_id, iid)
         adir = idir.attempt(attempt)
         res = resources_for(inst.step, attempt)
-        staging_rel = os.path.relpath(idir.staging, self.root)
-        outputs = plan_outputs(inst, staging_rel)
+        outputs = plan_outputs(inst, os.path.relpath(adir.path, self.root))
+        slot = None
         try:
+            os.makedirs(adir.path)
             if attempt == 1:
-                idir.write_instance(self._instance_record(inst, profile))
-            outputs.prepare(self.root)
+                self.writer.submit(idir.write_instance, self._instance_record(inst, profile))
+            outputs.prepare(self.root, self.made_dirs)
+            slot = self.slots.take()
             inputs_list = None
             if "{inputs:list}" in inst.step.run:
                 idir.inputs_list.write_text("".join(f"{p}\n" for p in inst.inputs), encoding="utf-8")
                 inputs_list = os.path.relpath(idir.inputs_list, self.root)
             command = inst.command(attempt=attempt, outputs=command_outputs(inst, outputs, {}),
                                    inputs_list=inputs_list, cpus=res.cpus)
-            job = self._job(inst, profile, attempt, adir, idir, outputs, res, command)
+            job = self._job(inst, profile, attempt, adir, idir, outputs, res, command, slot)
             if profile.runtime == "host" and self.snapshot is None:
                 self.snapshot = Snapshot.take(self.root)
             backend = self.local_backend()
             handle = backend.submit(job)
         except (BackendError, OSError) as exc:
-            self.scheduler.release(iid)
+            self._abandon(iid, slot)
             self._attempt_failed(inst, attempt, "submit", str(exc), res, adir)
             return
         except Exception:
-            self.scheduler.release(iid)
+            self._abandon(iid, slot)
             raise
         now = time.monotonic()
         deadline = now + res.time if res.time else None
-        self.r.active[handle.job_id] = _Active(inst, attempt, handle, backend, now, deadline, adir, outputs, res, command)
+        self.r.active[handle.job_id] = _Active(inst, attempt, handle, backend, now, deadline, adir, outputs, res,
+                                               command, slot=slot)
         self.journal.append("start", id=iid, attempt=attempt, time=time.time(), backend=backend.name,
                             runtime=profile.runtime, job=handle.job_id, req=res.to_record())
         self.r.events.started(iid, attempt)
 
-    def _job(self, inst, profile, attempt, adir, idir, outputs, res, command) -> Job:
+    def _abandon(self, iid: str, slot: Path | None) -> None:
+        self.scheduler.release(iid)
+        if slot is not None:
+            self.slots.give_back(slot)
+
+    def _job(self, inst, profile, attempt, adir, idir, outputs, res, command, slot) -> Job:
         runtime = profile.runtime
         prefix = self.r.environments.host_prefix(inst.step.environment) if runtime == "host" else None
         path = host_path(prefix) if runtime == "host" else SYSTEM_PATH
-        adir.path.mkdir(parents=True, exist_ok=True)
-        adir.home.mkdir(exist_ok=True)
-        adir.tmp.mkdir(exist_ok=True)
-        env = step_env(cpus=res.cpus, home=adir.home, tmp=adir.tmp, run_id=self.r.run_id, path=path,
+        env = step_env(cpus=res.cpus, home=slot / "home", tmp=slot / "tmp", run_id=self.r.run_id, path=path,
                        passthrough=profile.env)
         if prefix is not None:
             env["CONDA_PREFIX"] = str(prefix)
@@ -211,7 +219,7 @@ class Executor:
                 env["VIRTUAL_ENV"] = str(prefix)
         image = self.r.environments.image(profile, runtime) if runtime != "host" else None
         flags = profile.apptainer_flags if runtime == "apptainer" else profile.docker_flags
-        writable = (idir.path, *outputs.writable_dirs(self.root))
+        writable = (idir.path, slot, *outputs.writable_dirs(self.root))
         return Job(instance_id=inst.id, attempt=attempt, run_id=self.r.run_id, project=self.root,
                    attempt_dir=adir.path, script=render_script(inst.id, attempt, command), env=env,
                    resources=res, runtime=runtime, image=image, env_prefix=prefix, writable=writable,
@@ -227,37 +235,36 @@ class Executor:
     # -- finishing -----------------------------------------------------------------------
     def _finish(self, active: Any, status: JobStatus) -> None:
         del self.r.active[active.handle.job_id]
-        self.scheduler.release(active.inst.id)
+        self._abandon(active.inst.id, active.slot)
         failure, message = status.failure, status.message
         if active.timed_out:
             failure, message = TIMEOUT, f"time limit of {active.resources.time} s exceeded"
         metrics = {**status.metrics, "requested": active.resources.to_record(), "failure": failure,
                    "backend": active.backend.name, "job": active.handle.job_id}
-        digests: dict[str, str] = {}
+        collected: dict[str, Any] = {}
         if failure is None:
             try:
-                digests = collect_outputs(self.root, active.outputs, active.inst.step.expect)
+                collected = collect_outputs(self.root, active.outputs, active.inst.step.expect, self.made_dirs)
             except OutputFailure as exc:
                 failure, message = exc.failure, exc.message
         metrics["failure"] = failure
-        active.attempt_dir.write_result(status.exit_code, metrics)
+        self.writer.submit(active.attempt_dir.write_result, status.exit_code, metrics)
         if failure is not None:
             if self.r.stopping and failure in (CANCELLED, "signal"):
                 failure, message = CANCELLED, "stopped by the user"
             self._attempt_failed(active.inst, active.attempt, failure, message, active.resources,
                                  active.attempt_dir, metrics=metrics, status=status, command=active.command)
             return
-        self._succeeded(active, digests, metrics)
+        self._succeeded(active, collected, metrics)
 
-    def _succeeded(self, active: Any, digests: dict[str, str], metrics: dict[str, Any]) -> None:
+    def _succeeded(self, active: Any, collected: dict[str, Any], metrics: dict[str, Any]) -> None:
         inst = active.inst
-        for path, digest in digests.items():
+        digests = {path: digest for path, (digest, _) in collected.items()}
+        for path, (digest, st) in collected.items():
             if not digest.startswith("tree:"):
-                self.hashes.remember(path, digest)
+                self.hashes.remember(path, digest, st)
         idir = rundir.InstanceDir(active.attempt_dir.path.parent)
-        write_checksums(idir.checksums, digests)
-        active.attempt_dir.remove_scratch()
-        shutil.rmtree(idir.staging, ignore_errors=True)
+        self.writer.submit(write_checksums, idir.checksums, digests)
         parts = self.parts[inst.id]
         self.journal.append("attempt", id=inst.id, attempt=active.attempt, status="ok", metrics=metrics)
         self.journal.append("done", id=inst.id, step=inst.step.name, key=parts.key, parts=parts.to_record(),
@@ -320,6 +327,10 @@ class Executor:
             backend.close()
         for iid in self.dag.instances:
             self._not_run(iid)
+        self.writer.close()
+        self.slots.remove()
+        for error in self.writer.errors:
+            self.r.events.note(f"warning: could not write a run-directory file: {error}")
 
     def undeclared(self) -> list[str]:
         if self.snapshot is None:

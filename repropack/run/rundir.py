@@ -8,14 +8,15 @@ the report read one format whether a job ran here, under SLURM or on Batch)::
         <instance-dir>/               one per step instance (see instance_dirname)
             instance.json             id, step, wildcards, key, command, requested resources
             inputs.list               the inputs, one per line (only for {inputs:list})
-            out/                      outputs while they are written (temporary paths)
             checksums                 sha256sum lines of the outputs, after success
             attempt-<n>/
                 script.sh             the exact script that ran (bash -euo pipefail)
                 stdout, stderr        its output streams
                 exit_code             the exit status as a shell reports it (128+N for signal N)
-                metrics.json          start, end, wall, cpu, peak_rss, requested, failure
-                home/, tmp/           scratch HOME and TMPDIR (removed after success)
+                metrics.json          start, end, wall, cpu, peak_rss, requested, failure, backend, job
+                out-<n>-<name>        output n while it is written (moved into place on success)
+        scratch/<slot>/home, tmp/     scratch HOME and TMPDIR, one pair per concurrent job slot,
+                                      emptied between steps and removed at the end of the run
     .repropack/runs/latest            a file holding the last run's id
 
 A remote backend writes script.sh before submitting and has the job (or its
@@ -114,24 +115,11 @@ class AttemptDir:
     def metrics(self) -> Path:
         return self.path / METRICS
 
-    @property
-    def home(self) -> Path:
-        return self.path / "home"
-
-    @property
-    def tmp(self) -> Path:
-        return self.path / "tmp"
-
-    def create(self, script: str) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.home.mkdir(exist_ok=True)
-        self.tmp.mkdir(exist_ok=True)
-        self.script.write_text(script, encoding="utf-8")
-
     def write_result(self, exit_status: int | None, metrics: Mapping[str, Any]) -> None:
+        # Written once per attempt, after the job ended: no temporary file and rename needed.
         if exit_status is not None:
             self.exit_code.write_text(f"{exit_status}\n", encoding="ascii")
-        write_json(self.metrics, metrics)
+        self.metrics.write_text(json.dumps(metrics, indent=1, sort_keys=True, default=str), encoding="utf-8")
 
     def read_exit_code(self) -> int | None:
         try:
@@ -145,18 +133,9 @@ class AttemptDir:
         except (FileNotFoundError, ValueError):
             return {}
 
-    def remove_scratch(self) -> None:
-        shutil.rmtree(self.home, ignore_errors=True)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
 @dataclass(frozen=True)
 class InstanceDir:
     path: Path
-
-    @property
-    def staging(self) -> Path:
-        return self.path / "out"
 
     @property
     def checksums(self) -> Path:
@@ -185,7 +164,6 @@ class InstanceDir:
         return attempts[-1] if attempts else None
 
     def write_instance(self, data: Mapping[str, Any]) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
         write_json(self.path / INSTANCE_JSON, data)
 
 
@@ -216,3 +194,71 @@ def dir_size(path: Path) -> int:
             except OSError:
                 pass
     return total
+
+
+class Writer:
+    """Writes run-directory files on a background thread, off the runner's critical path.
+
+    The journal, not these files, is the record of what finished; they are written in
+    submission order and flushed by :meth:`close` at the end of the run.
+    """
+
+    def __init__(self) -> None:
+        import queue
+        import threading
+
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.errors: list[str] = []
+        self._thread = threading.Thread(target=self._work, name="repropack-rundir", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn, *args) -> None:
+        self._queue.put((fn, args))
+
+    def _work(self) -> None:
+        while True:
+            fn, args = self._queue.get()
+            if fn is None:
+                return
+            try:
+                fn(*args)
+            except OSError as exc:
+                if len(self.errors) < 10:
+                    self.errors.append(f"{exc.filename or ''}: {exc.strerror or exc}")
+
+    def close(self) -> None:
+        self._queue.put((None, ()))
+        self._thread.join()
+
+
+class ScratchSlots:
+    """Scratch HOME and TMPDIR per concurrent job, reused after being emptied."""
+
+    def __init__(self, run_dir: Path):
+        self.root = run_dir / "scratch"
+        self._free: list[Path] = []
+        self._count = 0
+
+    def take(self) -> Path:
+        if self._free:
+            return self._free.pop()
+        self._count += 1
+        slot = self.root / str(self._count)
+        (slot / "home").mkdir(parents=True)
+        (slot / "tmp").mkdir()
+        return slot
+
+    def give_back(self, slot: Path) -> None:
+        for name in ("home", "tmp"):
+            path = slot / name
+            with os.scandir(path) as entries:
+                leftovers = [e.path for e in entries]
+            for entry in leftovers:  # a step's HOME or TMPDIR must not leak into the next step
+                if os.path.isdir(entry) and not os.path.islink(entry):
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    os.unlink(entry)
+        self._free.append(slot)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)

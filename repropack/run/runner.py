@@ -104,6 +104,7 @@ class _Active:
     command: str
     kill_at: float | None = None
     timed_out: bool = False
+    slot: Path | None = None
 
 
 def new_run_id() -> str:
@@ -140,6 +141,7 @@ class Runner:
         self._delayed: list[tuple[float, str, int]] = []
         self._profiles: dict[str, Profile] = {}
         self._backends: dict[str, Backend] = {}
+        self._labels: dict[str, str] | None = None
 
     # -- set-up --------------------------------------------------------------------------
     def profile_for(self, inst: Any) -> Profile:
@@ -263,7 +265,9 @@ class Runner:
         self.events.note("stopping: killing running steps" if force else "stopping (Ctrl-C again to kill at once)")
 
     def labels(self) -> Mapping[str, str]:
-        return {LABEL_RUN: self.run_id, LABEL_PROJECT: project_label(self.root)}
+        if self._labels is None:
+            self._labels = {LABEL_RUN: self.run_id, LABEL_PROJECT: project_label(self.root)}
+        return self._labels
 
 
 def _install_signals(handler: Callable[[int, Any], None]) -> dict[int, Any]:

@@ -32,6 +32,7 @@ class Supervisor:
         self.containers = containers
         self._proc: subprocess.Popen[bytes] | None = None
         self._fd = -1
+        self._pending: list[str] = []
 
     def start(self) -> None:
         self._proc = subprocess.Popen(
@@ -47,9 +48,16 @@ class Supervisor:
         self._fd = self._proc.stdin.fileno()
 
     def _send(self, line: str) -> None:
-        if self._fd >= 0:
+        # Batched: a child started since the last flush is still found by its REPROPACK_RUN_ID.
+        self._pending.append(line)
+
+    def flush(self) -> None:
+        if self._pending and self._fd >= 0:
+            data = ("\n".join(self._pending) + "\n").encode()
+            self._pending.clear()
             try:
-                os.write(self._fd, line.encode() + b"\n")
+                while data:
+                    data = data[os.write(self._fd, data):]
             except BrokenPipeError:
                 self._fd = -1
 
@@ -69,6 +77,7 @@ class Supervisor:
         if self._proc is None:
             return
         self._send("bye")
+        self.flush()
         assert self._proc.stdin is not None
         try:
             self._proc.stdin.close()
