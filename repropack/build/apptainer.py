@@ -154,8 +154,3 @@ def _file_sha256(path: Path) -> str:
         while chunk := fh.read(CHUNK):
             sha.update(chunk)
     return sha.hexdigest()
-
-
-def exec_argv(sif: Path, command: list[str], *, extra: list[str] | None = None) -> list[str]:
-    """argv to run ``command`` in the SIF; ``--userns`` because root here lacks CAP_SYS_RESOURCE."""
-    return [find_apptainer(), "exec", "--userns", *(extra or []), str(sif), *command]

@@ -32,6 +32,7 @@ class Context:
     ignored: list[str] = field(default_factory=list)
     large: list[tuple[str, int]] = field(default_factory=list)  # left out for their size
     missing: list[str] = field(default_factory=list)  # declared, not found
+    outside: list[str] = field(default_factory=list)  # symlinks leading out of the project
 
     def warnings(self, limit: int) -> list[str]:
         lines = [f"{p}: looks like a secret, never copied into an image" for p in self.secrets]
@@ -41,6 +42,7 @@ class Context:
             for p, size in self.large
         ]
         lines += [f"{p}: declared in the manifest but not found, left out" for p in self.missing]
+        lines += [f"{p}: a symlink leading out of the project, never copied into an image" for p in self.outside]
         return lines
 
 
@@ -165,7 +167,7 @@ def _add(ctx: Context, root: Path, path: Path, rules, produced_globs, allow_larg
     elif _matches_any(rel, produced_globs):
         return
     elif path.is_symlink() and not (root / rel).resolve().is_relative_to(root):
-        ctx.secrets.append(rel)  # a link out of the project could expose anything
+        ctx.outside.append(rel)  # a link out of the project could expose anything
     elif not allow_large and path.is_file() and path.stat().st_size > limit:
         ctx.large.append((rel, path.stat().st_size))
     else:

@@ -27,9 +27,6 @@ class ContainerEngine(Protocol):
     def image_id(self, ref: str) -> str | None:
         """The ``sha256:`` ID of a local image, or None when it is not there."""
 
-    def repo_digests(self, ref: str) -> list[str]:
-        """The ``repo@sha256:`` names the engine recorded for a pulled image."""
-
     def save(self, ref: str) -> Iterator[bytes]:
         """A docker-save tar stream of one image."""
 
@@ -102,10 +99,6 @@ class DockerEngine:
             return self._call("inspect", self.client.images.get, ref).id
         except docker.errors.ImageNotFound:
             return None
-
-    def repo_digests(self, ref: str) -> list[str]:
-        image = self._call("inspect", self.client.images.get, ref)
-        return list(image.attrs.get("RepoDigests") or [])
 
     def save(self, ref: str) -> Iterator[bytes]:
         image = self._call("inspect", self.client.images.get, ref)

@@ -52,24 +52,17 @@ def normalize_arcname(path: str) -> str:
     return "/".join(parts)
 
 
-def tree_entries(root: Path, target: str, *, skip: Iterable[str] = ()) -> list[Entry]:
+def tree_entries(root: Path, target: str) -> list[Entry]:
     """Every path under ``root``, placed under ``target`` in the image.
 
     Symlinks are kept as links (never followed); files sharing an inode inside
     the tree become hardlinks to the first of them in sorted order.
     """
     base = normalize_arcname(target)
-    skipped = set(skip)
     pairs: list[tuple[str, Path]] = [(base, root)]
     for directory, dirnames, filenames in os.walk(root):
-        dirnames.sort()
         rel = Path(directory).relative_to(root)
-        for name in sorted(dirnames + filenames):
-            relpath = (rel / name).as_posix()
-            if relpath in skipped:
-                continue
-            pairs.append((f"{base}/{relpath}", Path(directory) / name))
-        dirnames[:] = [d for d in dirnames if (rel / d).as_posix() not in skipped]
+        pairs += [(f"{base}/{(rel / name).as_posix()}", Path(directory) / name) for name in dirnames + filenames]
     return file_entries(pairs)
 
 

@@ -60,11 +60,6 @@ class Registry:
             raise BuildError(f"registry {self.host} stored the manifest as {returned}, expected {digest}")
         return digest
 
-    def manifest(self, repository: str, reference: str) -> bytes:
-        response = self._request("GET", f"/v2/{repository}/manifests/{reference}", headers={"Accept": MEDIA_MANIFEST})
-        self._expect(response, (200,), f"read the manifest {repository}@{reference}")
-        return response.content
-
     def _has_blob(self, repository: str, digest: str) -> bool:
         response = self._request("HEAD", f"/v2/{repository}/blobs/{digest}")
         return response.status_code == 200

@@ -12,7 +12,7 @@ from repropack.cli._options import echo_json, json_output, project_dir
 
 @click.command("build")
 @project_dir
-@click.option("--docker/--no-docker", "docker", default=None, help="Load the image into Docker (default unless only --apptainer).")
+@click.option("--docker/--no-docker", "docker", default=None, help="Load the image into Docker (the default, unless --apptainer is given alone).")
 @click.option("--apptainer", is_flag=True, help="Also build an Apptainer SIF from the same image.")
 @click.option("--tag", "-t", metavar="NAME[:TAG]", help="Image name (default: [image].name or the project name, tagged with its version).")
 @click.option("--push", metavar="HOST[:PORT][/NAMESPACE]", help="Push to this registry through its HTTP API (same digest every rebuild).")
@@ -30,8 +30,8 @@ def command(project_dir: Path, docker: bool | None, apptainer: bool, tag: str | 
     """
     from repropack.build.builder import BuildOptions
 
-    if docker is None:
-        docker = not (apptainer and not push)
+    if docker is None:  # `build --apptainer` alone makes only the SIF
+        docker = not apptainer
     options = BuildOptions(docker=docker, apptainer=apptainer, tag=tag, push=push, allow_large=allow_large)
     with _progress(enabled=not as_json) as report:
         if containerfile:

@@ -44,7 +44,7 @@ def two_builds(locked_quickstart, wheel_cache, tmp_path_factory, docker_client):
         project = _copy_with_other_mtimes(locked_quickstart, tmp_path_factory.mktemp(f"dir{index}") / "qs", mtime)
         if index:  # the second build finds no image to reuse: it must load its own
             _remove(docker_client, records[0]["image"]["id"])
-        records.append(build_json(project, "--apptainer", "--tag", TAG, "--push", REGISTRY, env=wheel_cache,
+        records.append(build_json(project, "--docker", "--apptainer", "--tag", TAG, "--push", REGISTRY, env=wheel_cache,
                                   umask=umask, timeout=1800))
     return records
 
