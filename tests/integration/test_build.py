@@ -244,3 +244,20 @@ def test_containerfile_template_error_names_file_and_line(project, wheel_cache):
     done = cli(project, "build", "--containerfile", env=wheel_cache)
     assert done.returncode == 1
     assert f"{project / 'Containerfile.in'}:2: unknown placeholder $nothing_like_this" in done.stderr
+
+
+def test_conda_environment_image(tmp_path, wheel_cache, docker_client):
+    """examples/conda-local: conda packages linked at /opt/envs/default with the prefix rewritten."""
+    import shutil
+
+    project = shutil.copytree(REPO / "examples" / "conda-local", tmp_path / "conda-local",
+                              ignore=lambda d, names: {"results", ".repropack"} & set(names))
+    manifest = project / "repropack.toml"
+    manifest.write_text(manifest.read_text() + '\n[image]\nbase = "debian:bookworm-slim"\n')
+    ok(cli(project, "lock", "--base-override", LOCAL_BASE_IMAGE))
+    ok(cli(project, "fetch", env=wheel_cache))
+    record = build_json(project, "--tag", "repropack-test/conda-local:build", env=wheel_cache)
+    out = run_in_image(docker_client, "repropack-test/conda-local:build",
+                       "greet; head -2 /opt/envs/default/bin/greet")
+    assert out.splitlines()[:3] == ["hello from greet-data 1.1.0", "#!/bin/sh", "# prefix: /opt/envs/default"]
+    assert str(tmp_path) not in run_in_image(docker_client, record["image"]["id"], "cat /opt/envs/default/conda-meta/*.json")
