@@ -24,12 +24,15 @@ from repropack.run.attempt import (
     step_env,
 )
 from repropack.run.checksums import write_checksums
+from repropack.run.pipes import pipe_units
+from repropack.run.scheduler import Demand
+from repropack.run.units import UnitMixin, UnitState
 from repropack.run.undeclared import Snapshot
 
 KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when a time limit passes
 
 
-class Executor:
+class Executor(UnitMixin):
     def __init__(self, runner: Any, planner: Any, journal: Any, hashes: Any, scheduler: Any, supervisor: Any):
         self.r = runner
         self.dag = runner.dag
@@ -42,11 +45,18 @@ class Executor:
         self.failed_any = False
         self.order = {iid: n for n, iid in enumerate(self.dag.instances)}
         instances = self.dag.instances
-        # deps outside the (selected) DAG are not run here: their outputs must already exist
-        self.waiting = {iid: len({d for d in inst.deps if d in instances}) for iid, inst in instances.items()}
-        self.children: dict[str, list[str]] = defaultdict(list)
+        # Instances joined by pipes form a unit, scheduled as one under its first member (the lead).
+        self.units = pipe_units(self.dag)
+        self.unit_state: dict[str, UnitState] = {}
+        lead = {iid: members[0] for iid, members in self.units.items()}
+        edges: dict[str, set[str]] = {lead.get(i, i): set() for i in instances}
         for iid, inst in instances.items():
-            for dep in {d for d in inst.deps if d in instances}:
+            # deps outside the (selected) DAG are not run here: their outputs must already exist
+            edges[lead.get(iid, iid)] |= {lead.get(d, d) for d in inst.deps if d in instances} - {lead.get(iid, iid)}
+        self.waiting = {iid: len(deps) for iid, deps in edges.items()}
+        self.children: dict[str, list[str]] = defaultdict(list)
+        for iid, deps in edges.items():
+            for dep in deps:
                 self.children[dep].append(iid)
         self.ready: deque[str] = deque(i for i, n in self.waiting.items() if n == 0)
         self.parts: dict[str, Any] = {}
@@ -69,7 +79,8 @@ class Executor:
             self._release_delayed()
             if not self.r.stopping:
                 for iid, _ in self.scheduler.take():
-                    self._launch(iid, self._attempt_of.get(iid, 1))
+                    launch = self._launch_unit if iid in self.units else self._launch
+                    launch(iid, self._attempt_of.get(iid, 1))
             if not self.r.active and not self.ready and not self.r._delayed and (not len(self.scheduler) or self.r.stopping):
                 break
             self._poll()
@@ -84,6 +95,9 @@ class Executor:
             iid = self.ready.popleft()
             if self.r.stopping:
                 self._not_run(iid)
+                continue
+            if iid in self.units:
+                self._resolve_unit(iid)
                 continue
             inst = self.dag.instances[iid]
             decision = self.planner.decide(inst)
@@ -108,12 +122,14 @@ class Executor:
         keep = []
         for due, iid, attempt in self.r._delayed:
             if self.r.stopping:
-                self._fail(iid, CANCELLED, "stopped before its retry", attempts=attempt - 1)
+                for member in self.units.get(iid, (iid,)):
+                    self._fail(member, CANCELLED, "stopped before its retry", attempts=attempt - 1)
             elif due <= now:
-                demand = self.r._demand(self.dag.instances[iid], attempt)
+                demand = self._demand(iid, attempt)
                 why = self.scheduler.never_fits(demand)
                 if why:
-                    self._fail(iid, "resources", f"attempt {attempt} {why}", attempts=attempt - 1)
+                    for member in self.units.get(iid, (iid,)):
+                        self._fail(member, "resources", f"attempt {attempt} {why}", attempts=attempt - 1)
                     continue
                 self._attempt_of[iid] = attempt
                 self.scheduler.push(self.order[iid], iid, demand)
@@ -160,7 +176,19 @@ class Executor:
                 active.backend.cancel([active.handle], force=True)
 
     # -- launching -----------------------------------------------------------------------
+    def _demand(self, iid: str, attempt: int) -> Demand:
+        demands = [self.r._demand(self.dag.instances[m], attempt) for m in self.units.get(iid, (iid,))]
+        return Demand(sum(d.cpus for d in demands), sum(d.memory for d in demands), sum(d.gpus for d in demands))
+
     def _launch(self, iid: str, attempt: int) -> None:
+        started = self._start(iid, attempt)
+        if isinstance(started, tuple):
+            message, res, adir = started
+            self.scheduler.release(iid)
+            self._attempt_failed(self.dag.instances[iid], attempt, "submit", message, res, adir)
+
+    def _start(self, iid: str, attempt: int, pipe_paths: dict[str, str] | None = None, unit: str | None = None):
+        """Submit one attempt; returns its _Active, or (message, resources, attempt dir) if it could not start."""
         from repropack.run.runner import _Active
 
         inst = self.dag.instances[iid]
@@ -180,7 +208,7 @@ class Executor:
             if "{inputs:list}" in inst.step.run:
                 idir.inputs_list.write_text("".join(f"{p}\n" for p in inst.inputs), encoding="utf-8")
                 inputs_list = os.path.relpath(idir.inputs_list, self.root)
-            command = inst.command(attempt=attempt, outputs=command_outputs(inst, outputs, {}),
+            command = inst.command(attempt=attempt, outputs=command_outputs(inst, outputs, pipe_paths or {}),
                                    inputs_list=inputs_list, cpus=res.cpus)
             job = self._job(inst, profile, attempt, adir, idir, outputs, res, command, slot)
             if profile.runtime == "host" and self.snapshot is None:
@@ -188,24 +216,21 @@ class Executor:
             backend = self.local_backend()
             handle = backend.submit(job)
         except (BackendError, OSError) as exc:
-            self._abandon(iid, slot)
-            self._attempt_failed(inst, attempt, "submit", str(exc), res, adir)
-            return
+            if slot is not None:
+                self.slots.give_back(slot)
+            return str(exc), res, adir
         except Exception:
-            self._abandon(iid, slot)
+            if slot is not None:
+                self.slots.give_back(slot)
             raise
         now = time.monotonic()
         deadline = now + res.time if res.time else None
-        self.r.active[handle.job_id] = _Active(inst, attempt, handle, backend, now, deadline, adir, outputs, res,
-                                               command, slot=slot)
+        active = _Active(inst, attempt, handle, backend, now, deadline, adir, outputs, res, command, slot=slot, unit=unit)
+        self.r.active[handle.job_id] = active
         self.journal.append("start", id=iid, attempt=attempt, time=time.time(), backend=backend.name,
                             runtime=profile.runtime, job=handle.job_id, req=res.to_record())
         self.r.events.started(iid, attempt)
-
-    def _abandon(self, iid: str, slot: Path | None) -> None:
-        self.scheduler.release(iid)
-        if slot is not None:
-            self.slots.give_back(slot)
+        return active
 
     def _job(self, inst, profile, attempt, adir, idir, outputs, res, command, slot) -> Job:
         runtime = profile.runtime
@@ -235,12 +260,14 @@ class Executor:
     # -- finishing -----------------------------------------------------------------------
     def _finish(self, active: Any, status: JobStatus) -> None:
         del self.r.active[active.handle.job_id]
-        self._abandon(active.inst.id, active.slot)
-        failure, message = status.failure, status.message
-        if active.timed_out:
-            failure, message = TIMEOUT, f"time limit of {active.resources.time} s exceeded"
-        metrics = {**status.metrics, "requested": active.resources.to_record(), "failure": failure,
-                   "backend": active.backend.name, "job": active.handle.job_id}
+        if active.slot is not None:
+            self.slots.give_back(active.slot)
+        if active.unit is not None:
+            self._finish_member(active, status)
+            return
+        self.scheduler.release(active.inst.id)
+        failure, message = self._outcome(active, status)
+        metrics = self._metrics(active, status, failure)
         collected: dict[str, Any] = {}
         if failure is None:
             try:
@@ -250,14 +277,25 @@ class Executor:
         metrics["failure"] = failure
         self.writer.submit(active.attempt_dir.write_result, status.exit_code, metrics)
         if failure is not None:
-            if self.r.stopping and failure in (CANCELLED, "signal"):
-                failure, message = CANCELLED, "stopped by the user"
             self._attempt_failed(active.inst, active.attempt, failure, message, active.resources,
                                  active.attempt_dir, metrics=metrics, status=status, command=active.command)
             return
         self._succeeded(active, collected, metrics)
 
-    def _succeeded(self, active: Any, collected: dict[str, Any], metrics: dict[str, Any]) -> None:
+    def _outcome(self, active: Any, status: JobStatus) -> tuple[str | None, str]:
+        failure, message = status.failure, status.message
+        if active.timed_out:
+            failure, message = TIMEOUT, f"time limit of {active.resources.time} s exceeded"
+        elif failure is not None and self.r.stopping and failure in (CANCELLED, "signal"):
+            failure, message = CANCELLED, "stopped by the user"
+        return failure, message
+
+    def _metrics(self, active: Any, status: JobStatus, failure: str | None) -> dict[str, Any]:
+        return {**status.metrics, "requested": active.resources.to_record(), "failure": failure,
+                "backend": active.backend.name, "job": active.handle.job_id}
+
+    def _succeeded(self, active: Any, collected: dict[str, Any], metrics: dict[str, Any], *,
+                   streams: dict[str, Any] | None = None, complete: bool = True) -> None:
         inst = active.inst
         digests = {path: digest for path, (digest, _) in collected.items()}
         for path, (digest, st) in collected.items():
@@ -269,12 +307,14 @@ class Executor:
         self.journal.append("attempt", id=inst.id, attempt=active.attempt, status="ok", metrics=metrics)
         self.journal.append("done", id=inst.id, step=inst.step.name, key=parts.key, parts=parts.to_record(),
                             outputs=digests, start=metrics.get("start"), end=metrics.get("end"),
-                            attempts=active.attempt, dir=os.path.relpath(idir.path, self.root))
+                            attempts=active.attempt, dir=os.path.relpath(idir.path, self.root),
+                            **({"streams": streams} if streams else {}))
         result = rundir_result(inst.id, "done", attempts=active.attempt, dir=idir.path, command=active.command,
                                backend=active.backend.name, job_id=active.handle.job_id)
         self.r.results[inst.id] = result
         self.r.events.finished(result)
-        self._complete(inst.id)
+        if complete:
+            self._complete(inst.id)
 
     def _attempt_failed(self, inst, attempt, failure, message, res, adir, *, metrics=None, status=None, command=""):
         from repropack.run.runner import retry_delay

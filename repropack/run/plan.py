@@ -43,13 +43,19 @@ class Planner:
         self.environments = environments
         self.resume = resume
 
-    def parts(self, inst: Any) -> tuple[KeyParts | None, list[str]]:
-        """The key parts of an instance, or (None, missing inputs) when some input is absent."""
+    def parts(self, inst: Any, pipe_keys: Mapping[str, str] | None = None) -> tuple[KeyParts | None, list[str]]:
+        """The key parts of an instance, or (None, missing inputs) when some input is absent.
+
+        A piped input has no file to hash: its producer's key (``pipe_keys``) stands for its content.
+        """
         file_inputs = [p for p in inst.inputs if not self._is_pipe(p)]
         inputs = self.hashes.digests(file_inputs, missing_ok=True)
         missing = [p for p in file_inputs if p not in inputs]
         if missing:
             return None, missing
+        for path, key in (pipe_keys or {}).items():
+            if path in inst.inputs:
+                inputs[path] = key
         sources = self.hashes.digests(inst.sources, missing_ok=True)
         parts = make_parts(
             key_material=inst.key_material(),
@@ -64,12 +70,12 @@ class Planner:
         producer = self.dag.producers.get(path)
         return producer is not None and path in self.dag.instances[producer].pipes
 
-    def decide(self, inst: Any, upstream: list[str] | None = None) -> Decision:
+    def decide(self, inst: Any, upstream: list[str] | None = None, pipe_keys: Mapping[str, str] | None = None) -> Decision:
         """`upstream`: ids of instances this one depends on that will run first (dry-run only)."""
         if upstream:
             more = f" and {len(upstream) - 1} more" if len(upstream) > 1 else ""
             return Decision(inst.id, True, [f"upstream {upstream[0]}{more} runs first"])
-        parts, missing = self.parts(inst)
+        parts, missing = self.parts(inst, pipe_keys)
         if parts is None:
             return Decision(inst.id, True, [f"missing input {missing[0]}"], missing=missing)
         if not self.resume:
@@ -97,14 +103,45 @@ class Planner:
         return reasons
 
 
+def decide_unit(planner: Planner, members: tuple[str, ...]) -> list[Decision]:
+    """Decisions for instances joined by pipes: all run if any must (they run together)."""
+    dag = planner.dag
+    keys: dict[str, str] = {}
+    decisions = []
+    for iid in members:
+        inst = dag.instances[iid]
+        decision = planner.decide(inst, pipe_keys=keys)
+        for path in inst.pipes:
+            keys[path] = decision.parts.key if decision.parts else "unknown"
+        decisions.append(decision)
+    if any(d.run for d in decisions):
+        for d in decisions:
+            if not d.run:
+                d.run, d.reasons = True, ["runs with the instances it streams to or from"]
+    return decisions
+
+
 def dry_run(planner: Planner) -> list[Decision]:
     """Every instance of the DAG with its decision, in topological order."""
-    decisions: list[Decision] = []
+    from repropack.run.pipes import pipe_units
+
+    units = pipe_units(planner.dag)
+    decided: dict[str, Decision] = {}
     will_run: set[str] = set()
     for inst in planner.dag.instances.values():
-        upstream = [d for d in inst.deps if d in will_run]
-        decision = planner.decide(inst, upstream)
-        if decision.run:
-            will_run.add(inst.id)
-        decisions.append(decision)
-    return decisions
+        if inst.id in decided:
+            continue
+        members = units.get(inst.id, (inst.id,))
+        upstream = [d for m in members for d in planner.dag.instances[m].deps if d in will_run and d not in members]
+        if len(members) > 1 and not upstream:
+            batch = decide_unit(planner, members)
+        else:
+            batch = [planner.decide(planner.dag.instances[m], upstream) for m in members]
+            if len(members) > 1 and any(d.run for d in batch):
+                for d in batch:
+                    d.run = True
+        for d in batch:
+            decided[d.instance_id] = d
+            if d.run:
+                will_run.add(d.instance_id)
+    return [decided[iid] for iid in planner.dag.instances]

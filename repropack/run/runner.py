@@ -105,6 +105,7 @@ class _Active:
     kill_at: float | None = None
     timed_out: bool = False
     slot: Path | None = None
+    unit: str | None = None  # the lead of its pipe unit, when it streams to or from another instance
 
 
 def new_run_id() -> str:

@@ -1,0 +1,184 @@
+"""Pipe units in the executor: members decided, started, retried and failed together.
+
+A unit's members start at once; the producer's ``{outputs}`` for a piped path
+is a FIFO in its attempt directory, the reader reads a FIFO at the declared
+path, and a :class:`~repropack.run.pipes.Relay` passes and hashes the stream.
+When any member fails the others are stopped, and the whole unit is retried
+(up to the smallest ``retries`` among its steps) or failed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from repropack.backends.base import CANCELLED
+from repropack.run.attempt import OutputFailure, collect_outputs
+from repropack.run.pipes import Relay, make_fifo, pipe_readers
+from repropack.run.plan import decide_unit
+
+PIPE = "pipe"
+
+
+@dataclass
+class UnitState:
+    members: tuple[str, ...]
+    attempt: int
+    relays: dict[str, Relay] = field(default_factory=dict)  # pipe path -> relay
+    actives: dict[str, Any] = field(default_factory=dict)
+    statuses: dict[str, Any] = field(default_factory=dict)
+    failed: str | None = None  # the member that failed first
+
+
+class UnitMixin:
+    def _resolve_unit(self, lead: str) -> None:
+        members = self.units[lead]
+        decisions = decide_unit(self.planner, members)
+        missing = next((d for d in decisions if d.missing), None)
+        if missing is not None:
+            for d in decisions:
+                self._fail(d.instance_id, "missing-input", f"missing input {missing.missing[0]}", attempts=0)
+            return
+        if not any(d.run for d in decisions):
+            from repropack.run.execute import rundir_result
+
+            for d in decisions:
+                self.r.results[d.instance_id] = rundir_result(d.instance_id, "skipped")
+                self.r.events.finished(self.r.results[d.instance_id])
+            self._complete(lead)
+            return
+        for d in decisions:
+            self.parts[d.instance_id] = d.parts
+        self.scheduler.push(self.order[lead], lead, self._demand(lead, 1))
+
+    def _launch_unit(self, lead: str, attempt: int) -> None:
+        members = self.units[lead]
+        state = UnitState(members, attempt)
+        self.unit_state[lead] = state
+        readers = pipe_readers(self.dag, members)
+        pipe_paths: dict[str, dict[str, str]] = {m: {} for m in members}
+        for path, reader in readers.items():
+            producer = self.dag.producers[path]
+            idir = self._instance_dir(producer)
+            temp = idir.path / f"attempt-{attempt}.pipe-{len(state.relays)}"
+            make_fifo(temp)
+            make_fifo(self.root / path)
+            pipe_paths[producer][path] = os.path.relpath(temp, self.root)
+            relay = Relay(temp, self.root / path)
+            relay.start()
+            state.relays[path] = relay
+        for iid in members:
+            started = self._start(iid, attempt, pipe_paths[iid], unit=lead)
+            if isinstance(started, tuple):
+                message, res, adir = started
+                self.journal.append("attempt", id=iid, attempt=attempt, status="failed", failure="submit",
+                                    message=message, metrics={"requested": res.to_record(), "failure": "submit"})
+                state.failed = state.failed or iid
+                state.statuses[iid] = None
+                self._stop_unit(state)
+                continue
+            state.actives[iid] = started
+        self._maybe_end_unit(lead)
+
+    def _stop_unit(self, state: UnitState) -> None:
+        for active in state.actives.values():
+            if active.inst.id not in state.statuses:
+                active.backend.cancel([active.handle])
+        for relay in state.relays.values():
+            relay.stop()
+
+    def _finish_member(self, active: Any, status: Any) -> None:
+        state = self.unit_state[active.unit]
+        state.statuses[active.inst.id] = status
+        failure, _ = self._outcome(active, status)
+        if failure is not None and state.failed is None:
+            state.failed = active.inst.id
+            self._stop_unit(state)
+        self._maybe_end_unit(active.unit)
+
+    def _maybe_end_unit(self, lead: str) -> None:
+        state = self.unit_state[lead]
+        if len(state.statuses) < len(state.members):
+            return
+        del self.unit_state[lead]
+        for relay in state.relays.values():
+            relay.stop()
+            relay.join(timeout=5)
+        for path, relay in state.relays.items():
+            for fifo in (self.root / path, relay.src):  # the reader's FIFO must not stay in the project
+                try:
+                    os.unlink(fifo)
+                except FileNotFoundError:
+                    pass
+        self.scheduler.release(lead)
+        outcomes = self._unit_outcomes(state)
+        if all(failure is None for failure, _, _ in outcomes.values()):
+            streams = {path: relay.result() for path, relay in state.relays.items()}
+            for iid in state.members:
+                _, _, (collected, metrics) = outcomes[iid]
+                mine = {p: streams[p] for p in self.dag.instances[iid].pipes if p in streams}
+                self._succeeded(state.actives[iid], collected, metrics, streams=mine, complete=False)
+            self._complete(lead)
+            return
+        self._unit_failed(lead, state, outcomes)
+
+    def _unit_outcomes(self, state: UnitState) -> dict[str, tuple[str | None, str, Any]]:
+        """Member -> (failure, message, (collected outputs, metrics)); outputs move only if all succeed."""
+        outcomes: dict[str, tuple[str | None, str, Any]] = {}
+        for iid in state.members:
+            active, status = state.actives.get(iid), state.statuses.get(iid)
+            if active is None or status is None:
+                outcomes[iid] = ("submit", "could not be started", (None, None))
+                continue
+            failure, message = self._outcome(active, status)
+            if failure is None and state.failed is not None:
+                failure, message = CANCELLED, f"stopped: {state.failed} failed"
+            metrics = self._metrics(active, status, failure)
+            outcomes[iid] = (failure, message, (None, metrics))
+        for path, relay in state.relays.items():
+            reader = pipe_readers(self.dag, state.members)[path]
+            if relay.error and outcomes[reader][0] is None:
+                outcomes[reader] = (PIPE, relay.error, outcomes[reader][2])
+        if all(f is None for f, _, _ in outcomes.values()):
+            for iid in state.members:
+                active = state.actives[iid]
+                metrics = outcomes[iid][2][1]
+                try:
+                    collected = collect_outputs(self.root, active.outputs, active.inst.step.expect, self.made_dirs)
+                    outcomes[iid] = (None, "", (collected, metrics))
+                except OutputFailure as exc:
+                    outcomes[iid] = (exc.failure, exc.message, (None, metrics))
+        for iid, (failure, _, (_, metrics)) in outcomes.items():
+            active, status = state.actives.get(iid), state.statuses.get(iid)
+            if active is not None and status is not None:
+                metrics["failure"] = failure
+                self.writer.submit(active.attempt_dir.write_result, status.exit_code, metrics)
+        return outcomes
+
+    def _unit_failed(self, lead: str, state: UnitState, outcomes: dict[str, Any]) -> None:
+        from repropack.run.runner import retry_delay
+
+        for iid, (failure, message, (_, metrics)) in outcomes.items():
+            if metrics is not None:
+                self.journal.append("attempt", id=iid, attempt=state.attempt, status="failed", failure=failure,
+                                    message=message, metrics=metrics)
+        first = state.failed or next(i for i, o in outcomes.items() if o[0] is not None)
+        failure, message, _ = outcomes[first]
+        retries = min(self.dag.instances[m].step.retries for m in state.members)
+        if state.attempt <= retries and not self.r.stopping and failure not in (CANCELLED, "submit"):
+            delay = retry_delay(self.r.options, state.attempt + 1)
+            self.r._delayed.append((time.monotonic() + delay, lead, state.attempt + 1))
+            self.r.events.retrying(lead, state.attempt + 1, failure, f"{first}: {message}", delay)
+            return
+        for iid, (fail, msg, _) in outcomes.items():
+            active = state.actives.get(iid)
+            self._fail(iid, fail or CANCELLED, msg, attempts=state.attempt,
+                       dir=active.attempt_dir.path.parent if active else None,
+                       command=active.command if active else "")
+
+    def _instance_dir(self, iid: str) -> Any:
+        from repropack.run import rundir
+
+        return rundir.instance_dir(self.root, self.r.run_id, iid)
