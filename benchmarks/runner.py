@@ -115,15 +115,18 @@ def check_output(root: Path, n: int) -> str | None:
 
 
 class Bench:
-    def __init__(self, work: Path, timeout: float):
+    def __init__(self, work: Path, timeout: float, peer_timeout: float):
         self.work = work
         self.timeout = timeout
+        self.peer_timeout = peer_timeout
         self.results: dict[tuple[str, int], Timed] = {}
         self.noop: dict[int, Timed] = {}
         self.floor: float | None = None
 
     def _report(self, name: str, n: int, timed: Timed, root: Path) -> Timed:
-        problem = "timed out" if timed.code is None else (None if timed.ok else f"exit {timed.code}")
+        made = len(os.listdir(root / "out")) if (root / "out").is_dir() else 0
+        problem = (f"killed at the {timed.wall:.0f} s time-out with {made:,} of {n:,} instances made"
+                   if timed.code is None else (None if timed.ok else f"exit {timed.code}"))
         problem = problem or check_output(root, n)
         status = "ok" if problem is None else f"FAILED ({problem}; log {timed.log})"
         print(f"  {name:<10} {n:>7,} instances  {fmt_s(timed.wall)}  peak {timed.peak_rss / 1e6:7.1f} MB  {status}",
@@ -158,7 +161,7 @@ class Bench:
         root.mkdir()
         (root / "Snakefile").write_text(SNAKEFILE, encoding="utf-8")
         timed = run_timed([exe, "--cores", str(JOBS), "--config", f"count={n}", "--quiet", "all"], cwd=root,
-                          log=self.work / f"snakemake-{n}.log", timeout=self.timeout)
+                          log=self.work / f"snakemake-{n}.log", timeout=self.peer_timeout)
         return self._report("snakemake", n, timed, root)
 
     def luigi(self, n: int) -> Timed | None:
@@ -169,12 +172,17 @@ class Bench:
         root.mkdir()
         (root / "wf.py").write_text(LUIGI, encoding="utf-8")
         timed = run_timed([sys.executable, "wf.py", str(n)], cwd=root, log=self.work / f"luigi-{n}.log",
-                          timeout=self.timeout)
+                          timeout=self.peer_timeout)
         return self._report("luigi", n, timed, root)
 
     def wall(self, name: str, n: int) -> float | None:
         timed = self.results.get((name, n))
         return timed.wall if timed is not None and timed.ok else None
+
+    def timed_out(self, name: str, n: int) -> float | None:
+        """The time-out a run was killed at (a lower bound on its wall), or None."""
+        timed = self.results.get((name, n))
+        return timed.wall if timed is not None and timed.code is None else None
 
 
 def floor(work: Path, n: int) -> float:
@@ -210,6 +218,11 @@ def _journal_ran(root: Path) -> int:
 
 def ratio_goal(bench: Bench, peer: str, n: int, want: float) -> str:
     mine, theirs = bench.wall("repropack", n), bench.wall(peer, n)
+    bound = bench.timed_out(peer, n)
+    if mine is not None and theirs is None and bound is not None:
+        ratio = bound / mine
+        return goal(f"{want:g}x less wall than {peer} at {n:,}", True if ratio >= want else None,
+                    f"{peer} killed at {bound:.0f} s / repropack {mine:.2f} s: at least {ratio:.1f}x")
     if mine is None or theirs is None:
         return goal(f"{want:g}x less wall than {peer} at {n:,}", None, "not measured")
     ratio = theirs / mine
@@ -224,7 +237,8 @@ def summary(bench: Bench, sizes: list[int], peers_at: dict[str, list[int]], noop
         rp, sm, lu = bench.wall("repropack", n), bench.wall("snakemake", n), bench.wall("luigi", n)
         r1 = f"{sm / rp:6.1f}x" if rp and sm else "      -"
         r2 = f"{lu / rp:7.1f}x" if rp and lu else "       -"
-        cells = [f"{v:10.2f}" if v is not None else f"{'-':>10}" for v in (rp, sm, lu)]
+        cells = [f"{v:10.2f}" if v is not None else (f"{'>' + format(b, '.0f'):>10}" if b else f"{'-':>10}")
+                 for v, b in ((rp, None), (sm, bench.timed_out("snakemake", n)), (lu, bench.timed_out("luigi", n)))]
         print(f"  {n:>8,}  {'  '.join(cells)}  {r1}  {r2}")
     if bench.floor is not None:
         print(f"  floor (bare sh spawns at {sizes[0]:,}): {bench.floor:.2f} s")
@@ -275,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
                         help="repropack sizes (default 1000,10000,100000); peers run at the first two.")
     parser.add_argument("--no-peers", action="store_true", help="Run repropack alone.")
-    parser.add_argument("--timeout", type=float, default=1800, help="Seconds before a single run is killed.")
+    parser.add_argument("--timeout", type=float, default=1800, help="Seconds before a repropack run is killed.")
+    parser.add_argument("--peer-timeout", type=float, default=900,
+                        help="Seconds before a Snakemake or Luigi run is killed (its wall is then a lower bound).")
     parser.add_argument("--workdir", type=Path, help="Keep the projects and logs here (default: a temp dir, removed).")
     parser.add_argument("--profile", type=int, metavar="N", help="Only profile repropack's runner at N instances.")
     parser.add_argument("--top", type=int, default=25, help="Functions shown per profile listing.")
@@ -298,25 +314,27 @@ def run(args: argparse.Namespace, work: Path) -> int:
     sizes = args.sizes or ([200] if args.quick else [1_000, 10_000, 100_000])
     peers_at = {"snakemake": [] if args.no_peers else sizes[:2], "luigi": [] if args.no_peers else sizes[:1]}
     noop_at = sizes[0] if args.quick else next((n for n in sizes if n >= 10_000), sizes[-1])
-    bench = Bench(work, args.timeout)
+    bench = Bench(work, args.timeout, args.peer_timeout)
+    # repropack first at every size, the slow peers after: a run cut short still has repropack's figures
+    print("\nrepropack", flush=True)
+    bench.floor = floor(work, sizes[0])
     for n in sizes:
-        print(f"\n{n:,} instances", flush=True)
-        if n == sizes[0]:
-            bench.floor = floor(work, n)
         bench.repropack(n)
         if n == noop_at:
             bench.repropack_noop(n)
+    if peers_at["luigi"] or peers_at["snakemake"]:
+        print("\npeers", flush=True)
+    for n in sizes:
         if n in peers_at["luigi"]:
             bench.luigi(n)
         if n in peers_at["snakemake"]:
             bench.snakemake(n)
     summary(bench, sizes, peers_at, noop_at, args.quick)
-    failed = [f"{name} {n}" for (name, n), t in bench.results.items() if not t.ok]
+    failed = [f"{name} {n}" for (name, n), t in bench.results.items() if not t.ok and t.code is not None]
     if failed:
         print(f"\nruns that failed: {', '.join(failed)}")
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     sys.exit(main())
