@@ -153,3 +153,35 @@ def test_status_logs_and_clean(project):
     runs = [p.name for p in (project / ".repropack/runs").iterdir()]
     assert len(runs) == 2 and "latest" in runs  # the last run is kept
     assert to_run(project) == []  # the journal is kept: nothing reruns
+
+
+def test_targets_from_and_until_select_instances(project):
+    until = json.loads(repropack(project, "run", "--until", "count", "--json", check=True).stdout)
+    assert until["counts"]["done"] == 3 and not (project / "results/summary.tsv").exists()
+    only = json.loads(repropack(project, "run", "summary", "--json", check=True).stdout)
+    assert only["counts"] == {"done": 1, "skipped": 3, "failed": 0, "not-run": 0}
+    (project / "data/alpha.txt").write_text("x y z zz zzz\n")
+    after = json.loads(repropack(project, "run", "--from", "summary", "--json", check=True).stdout)
+    assert set(after["instances"]) == {"summary"}  # count[alpha] is outside the selection: not rerun
+    assert repropack(project, "run", "nosuchstep").returncode == 2
+
+
+def test_gather_through_an_inputs_list(tmp_path):
+    n = 300
+    root = write_project(tmp_path / "g", f"""
+        [project]
+        name = "g"
+        [[steps]]
+        name = "make"
+        run = "echo {{n}} > {{outputs}}"
+        foreach = {{ n = [{", ".join(f'"{i}"' for i in range(n))}] }}
+        outputs = ["parts/{{n}}.txt"]
+        [[steps]]
+        name = "gather"
+        run = "xargs cat < {{inputs:list}} > {{outputs}}"
+        inputs = ["parts/{{n}}.txt"]
+        outputs = ["all.txt"]
+    """)
+    repropack(root, "run", "-j", "2", check=True)
+    assert (root / "all.txt").read_text().split() == [str(i) for i in range(n)]
+    assert to_run(root) == []
