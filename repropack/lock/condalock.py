@@ -10,7 +10,7 @@ Startup cost matters (``repropack lock`` is a short command), so only conda-lock
 are loaded, never its CLI or its package ``__init__`` files: ``conda_lock/__init__`` loads the
 whole CLI (vendored conda and poetry), and ``conda_lock/lockfile/__init__`` imports the PyPI
 name lookup (requests, filelock, platformdirs), which writing a lock never needs. When nothing
-has imported them yet, :func:`_models` registers both packages as modules that have their real
+has imported them yet, :func:`load_models` registers both packages as modules that have their real
 ``__path__`` but run their ``__init__`` only when something asks them for an attribute they
 lack (``from conda_lock.lockfile import parse_conda_lock_file`` still works afterwards).
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
 import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -48,7 +49,7 @@ def render_conda_lock(
 
 def build_lockfile(channels, platforms, conda, pip, content_hash, sources):
     """A conda-lock ``Lockfile`` (v2prelim model) of the locked packages, every one in category main."""
-    HashModel, LockedDependency, Lockfile, LockMeta = _models()
+    HashModel, LockedDependency, Lockfile, LockMeta = load_models()
 
     packages = []
     for platform in platforms:
@@ -103,11 +104,16 @@ def conda_lock_text(lockfile, name: str) -> str:
     return help_text + yaml.dump(lockfile.to_v1().dict_for_output(), Dumper=dumper, sort_keys=False)
 
 
-def _models():
-    for package in ("conda_lock", "conda_lock.lockfile"):
-        if package not in sys.modules:
-            sys.modules[package] = _deferred_package(package)
-    from conda_lock.lockfile.v2prelim.models import HashModel, LockedDependency, Lockfile, LockMeta
+_LOADING = threading.Lock()
+
+
+def load_models():
+    """conda-lock's lockfile models (``lock_project`` loads them in a thread while solvers run)."""
+    with _LOADING:  # one thread registers the deferred packages and imports; others wait for it
+        for package in ("conda_lock", "conda_lock.lockfile"):
+            if package not in sys.modules:
+                sys.modules[package] = _deferred_package(package)
+        from conda_lock.lockfile.v2prelim.models import HashModel, LockedDependency, Lockfile, LockMeta
 
     return HashModel, LockedDependency, Lockfile, LockMeta
 

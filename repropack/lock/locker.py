@@ -75,21 +75,22 @@ def lock_project(
     mirror_map = ch.mirrors(manifest.mirrors, root)
     texts: dict[str, str] = {}
     envs: dict[str, EnvironmentLock] = {}
-    report_solved = []
+    todo = {}
     for name, env in sorted(manifest.environments.items()):
         old = previous.environments.get(name) if previous else None
-        if name not in selected and old is not None:
+        if (name not in selected and old is not None) or (
+                old is not None and not _needs_solve(previous, old, env, platforms, update)):
             envs[name] = old
-            continue
-        if old is not None and not _needs_solve(previous, old, env, platforms, update):
-            envs[name] = old
-            continue
-        files = _solve_environment(name, env, old, previous, mirror_map, platforms, update, solver, root)
+        else:
+            todo[name] = (env, old)
+    solved = _solve_all(todo, previous, mirror_map, platforms, update, solver, root)
+    for name, files in solved.items():
         texts.update(files)
-        inputs = environment_inputs(env)
+        inputs = environment_inputs(todo[name][0])
         envs[name] = EnvironmentLock(name, inputs, canonical_hash(inputs),
                                      {path: sha256_bytes(text.encode()) for path, text in files.items()})
-        report_solved.append(name)
+    envs = dict(sorted(envs.items()))
+    report_solved = list(solved)
     _check_update_names(update, envs, texts, root)
     base, warnings = _base_pin(manifest, previous, base_override)
     lockset = LockSet(root=root, repropack_version=__version__, manifest_hash=canonical_hash(manifest_inputs(manifest)),
@@ -111,9 +112,30 @@ def _needs_solve(previous: LockSet, old: EnvironmentLock, env: Any, platforms: S
     return bool(tampered_files(mine))
 
 
+def _solve_all(todo, previous, mirror_map, platforms, update, solver, root) -> dict[str, dict[str, str]]:
+    """Solve the environments concurrently: name -> {lock file path: text}, in name order.
+
+    The wall time of a lock is mostly waiting: on uv (the network), on rattler (native code,
+    GIL released). Each environment gets a thread, and conda-lock's models (0.1-0.2 s of imports)
+    load in another while the solvers run. A failure is raised for the first environment by
+    name, as a sequential lock would, once every thread has finished; nothing is written before.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not todo:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(len(todo) + 1, 8), thread_name_prefix="repropack-lock") as pool:
+        futures = {name: pool.submit(_solve_environment, name, env, old, previous, mirror_map, platforms, update,
+                                     solver, root) for name, (env, old) in todo.items()}
+        if any(env.conda for env, _ in todo.values()):
+            from repropack.lock.condalock import load_models
+
+            pool.submit(load_models)  # its errors, if any, come back from the render that needs it
+        return {name: future.result() for name, future in futures.items()}
+
+
 def _solve_environment(name, env, old, previous, mirror_map, platforms, update, solver, root) -> dict[str, str]:
-    from repropack.lock import solve_conda, solve_pypi
-    from repropack.lock.condalock import read_conda_packages, render_conda_lock
+    from repropack.lock import solve_pypi  # conda's modules only for conda: uv starts sooner
 
     bad = sorted(set(platforms) - set(env.platforms))
     if platforms and bad:
@@ -122,7 +144,7 @@ def _solve_environment(name, env, old, previous, mirror_map, platforms, update, 
     inputs = environment_inputs(env)
     reusable = old is not None and old.inputs_hash == canonical_hash(inputs) and not tampered_files(
         LockSet(root, "", "", "", previous.base, {name: old}))
-    old_conda = _old_conda(root, name, old, read_conda_packages)
+    old_conda = _old_conda(root, name, old) if env.conda else []
     conda, pip_text = {}, {}
     for platform in env.platforms:
         if platforms and platform not in platforms:
@@ -136,6 +158,8 @@ def _solve_environment(name, env, old, previous, mirror_map, platforms, update, 
             if solver == "conda-lock":
                 conda[platform] = _solve_with_conda_lock(name, env, platform, mirror_map)
             else:
+                from repropack.lock import solve_conda
+
                 conda[platform] = solve_conda.solve(name, env.conda, env.channels, platform, mirror_map,
                                                     locked=locked, update=update)
         if env.pip:
@@ -145,6 +169,8 @@ def _solve_environment(name, env, old, previous, mirror_map, platforms, update, 
                 previous=_old_text(root, pylock_relpath(name, platform)) if old else None, upgrade=update)
     files = {pylock_relpath(name, p): t for p, t in pip_text.items() if t is not None}
     if env.conda:
+        from repropack.lock.condalock import render_conda_lock
+
         pip = {p: solve_pypi.read_pylock(t, p) for p, t in pip_text.items() if t}
         path = root / conda_lock_relpath(name)
         content_hash = {p: canonical_hash({"inputs": inputs, "platform": p}) for p in env.platforms}
@@ -167,12 +193,14 @@ def _first_wheel(pip):
     return out
 
 
-def _old_conda(root: Path, name: str, old, reader) -> list:
+def _old_conda(root: Path, name: str, old) -> list:
+    from repropack.lock.condalock import read_conda_packages
+
     path = root / conda_lock_relpath(name)
     if old is None or conda_lock_relpath(name) not in old.files or not path.exists():
         return []
     try:
-        return reader(path)
+        return read_conda_packages(path)
     except Exception:  # a damaged previous lock only loses its preferences
         return []
 
