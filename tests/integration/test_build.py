@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import tarfile
@@ -53,13 +54,14 @@ def copy_quickstart(target: Path) -> Path:
     return target
 
 
+# One per session, shared by every module importing these fixtures, so each cleanup finds all of them.
+SESSION_EPOCH = random.randrange(10**8, 10**9)
+
+
 @pytest.fixture(scope="session")
 def wheel_cache(tmp_path_factory) -> dict:
-    """The environment of every build: a session wheel cache and a session SOURCE_DATE_EPOCH."""
-    import random
-
-    epoch = random.randrange(10**8, 10**9)
-    return {"REPROPACK_CACHE": str(tmp_path_factory.mktemp("wheel-cache")), "SOURCE_DATE_EPOCH": str(epoch)}
+    """The environment of every build: a session wheel cache and the session's SOURCE_DATE_EPOCH."""
+    return {"REPROPACK_CACHE": str(tmp_path_factory.mktemp("wheel-cache")), "SOURCE_DATE_EPOCH": str(SESSION_EPOCH)}
 
 
 @pytest.fixture(scope="session")
