@@ -41,7 +41,7 @@ want=()
 for arg in "$@"; do
   case "$arg" in
     docker|base|apptainer|slurm|registry|browser) want+=("$arg") ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) die "unknown engine '$arg' (choose from: docker base apptainer slurm registry browser)" ;;
   esac
 done
@@ -267,7 +267,8 @@ apptainer_deb() {  # prints the path of a verified .deb: the pin, or loudly the 
   mkdir -p "$apt/parts" "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/get"
   printf 'Types: deb\nURIs: %s\nSuites: sid\nComponents: main\nSigned-By: %s\n' "$DEBIAN_MIRROR" "$(keyring)" >"$apt/parts/sid.sources"
   local opts=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$apt/parts" -o "Dir::State::Lists=$apt/lists"
-              -o "Dir::Cache=$apt/cache" -o APT::Architecture=amd64 -q)
+              -o "Dir::Cache=$apt/cache" -o APT::Architecture=amd64 -q
+              -o Acquire::Check-Valid-Until=false)  # mirrors here may serve an expired, still signed, sid index
   apt-get "${opts[@]}" update >>"$LOG-apt.log" 2>&1 || die "cannot read Debian unstable's index"
   local version sha
   version=$(apt-cache "${opts[@]}" show apptainer | awk '/^Version:/{print $2; exit}')
@@ -299,12 +300,17 @@ apptainer_shim() {  # link every ELF file of the package that needs a newer glib
 if has apptainer; then
   phase apptainer
   want_version=${APPTAINER_PIN_VERSION%-*}
-  if ! apptainer --version 2>/dev/null | grep -q "version $want_version"; then
+  # "PIN DEB" of the last install: a fallback installed for this same pin is not fetched again every run.
+  installed=$(cat "$STATE/apptainer.installed" 2>/dev/null || true)
+  if apptainer --version >/dev/null 2>&1 && [ "${installed%% *}" = "$APPTAINER_PIN_VERSION" ] \
+     && [ "${installed#* }" != "apptainer_${APPTAINER_PIN_VERSION}_amd64.deb" ]; then
+    log "WARNING: keeping ${installed#* }, installed because the pinned apptainer $APPTAINER_PIN_VERSION left the archive"
+  elif ! apptainer --version 2>/dev/null | grep -q "version $want_version"; then
     deb=$(apptainer_deb)
     log "installing $(basename "$deb") (glibc $glibc${need_shim:+, with the shim})"
     dpkg -x "$deb" /
     [ -z "$need_shim" ] || apptainer_shim "$deb"
-    echo "$(basename "$deb")" >"$STATE/apptainer.deb"
+    echo "$APPTAINER_PIN_VERSION $(basename "$deb")" >"$STATE/apptainer.installed"
   fi
   # spython runs only `singularity`; the package offers it via update-alternatives, which dpkg -x skips.
   command -v singularity >/dev/null || ln -sfn /usr/bin/apptainer /usr/local/bin/singularity
