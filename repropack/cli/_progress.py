@@ -52,7 +52,7 @@ class RichEvents(PlainEvents):
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.console = Console(stderr=True)
+        self.console = Console(stderr=True, highlight=False)
         self.progress = Progress(
             TextColumn("[bold]run"),
             BarColumn(),
@@ -79,7 +79,7 @@ class RichEvents(PlainEvents):
     def _describe(self) -> None:
         names = list(self.running)
         text = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
-        self.progress.update(self.task, description=text)
+        self.progress.update(self.task, description=_escape(text))
 
     def started(self, instance_id: str, attempt: int) -> None:
         self.running[instance_id] = attempt

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import time
 
 import pytest
 
@@ -16,6 +18,26 @@ runtime = "docker"
 runtime = "apptainer"
 apptainer-flags = ["--userns"]
 """
+
+
+@pytest.fixture(scope="session")
+def base_sif(tmp_path_factory, base_image):
+    """The base image as a SIF, converted once per session (about a minute) and shared by hard link."""
+    from repropack.run.environments import SIF_CACHE
+
+    image_id = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", base_image],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    name = image_id.replace(":", "-") + ".sif"
+    target = tmp_path_factory.mktemp("sif") / name
+    subprocess.run(["apptainer", "build", "-F", str(target), f"docker-daemon:{base_image}"],
+                   capture_output=True, check=True, timeout=1800)
+    return target, SIF_CACHE / name
+
+
+def _share_sif(root, base_sif):
+    source, relative = base_sif
+    (root / relative).parent.mkdir(parents=True, exist_ok=True)
+    os.link(source, root / relative)
 
 
 def _outputs(root):
@@ -43,8 +65,9 @@ def _run_everywhere(root, runtimes):
 
 @pytest.mark.docker
 @pytest.mark.apptainer
-def test_steps_give_identical_checksums_on_host_docker_and_apptainer(tmp_path, base_image):
+def test_steps_give_identical_checksums_on_host_docker_and_apptainer(tmp_path, base_image, base_sif):
     root = _light_project(tmp_path / "p", base_image)
+    _share_sif(root, base_sif)
     seen = _run_everywhere(root, ("host", "docker", "apptainer"))
     assert seen["host"] == seen["docker"] == seen["apptainer"]
     assert len(seen["host"]) == 4
@@ -138,3 +161,47 @@ def test_quickstart_on_host_docker_and_apptainer(tmp_project, base_image):
     seen = _run_everywhere(root, ("host", "docker", "apptainer"))
     assert seen["host"] == seen["docker"] == seen["apptainer"]
     assert "results/summary.tsv" in seen["host"]["summary"]
+
+
+@pytest.mark.docker
+@pytest.mark.apptainer
+def test_apptainer_project_is_read_only_and_a_killed_runner_leaves_nothing(tmp_path, base_image, base_sif):
+    from runhelp import CLI, last_run_id
+
+    root = write_project(tmp_path / "p", f"""
+        [project]
+        name = "p"
+        [image]
+        name = "{base_image}"
+        [[steps]]
+        name = "sneaky"
+        run = "echo x > undeclared.txt; echo ok > {{outputs}}"
+        outputs = ["out/ok"]
+        [[steps]]
+        name = "wait"
+        run = "sleep 120; touch {{outputs}}"
+        foreach = {{ n = ["1", "2"] }}
+        outputs = ["wait/{{n}}"]
+        {PROFILES}
+    """)
+    _share_sif(root, base_sif)
+    done = repropack(root, "run", "sneaky", "--profile", "apptainer")
+    assert done.returncode == 1
+    assert "Read-only file system" in done.stderr
+    assert not (root / "undeclared.txt").exists()
+    runner = subprocess.Popen([*CLI, "run", "wait", "--profile", "apptainer", "-C", str(root)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (root / ".repropack/runs/latest").exists() and last_run_id(root) != "" and len(
+                processes_with_marker(last_run_id(root))) >= 2:
+            break
+        time.sleep(0.1)
+    run_id = last_run_id(root)
+    time.sleep(1)  # the containers' own processes are up
+    runner.kill()
+    runner.wait()
+    time.sleep(2)
+    assert processes_with_marker(run_id) == []
+    leftovers = subprocess.run(["pgrep", "-f", "sleep 120"], capture_output=True, text=True).stdout.split()
+    assert leftovers == []
