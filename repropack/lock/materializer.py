@@ -174,9 +174,14 @@ def _derived_record_matches(path: Path, artifact: Artifact) -> bool:
 
 
 def _canonical_conda_meta(dest: Path, urls: dict[str, str]) -> None:
-    """Record the locked URLs (not the cache paths) in conda-meta, as if installed from the channel."""
+    """Record the locked URLs (not the cache paths) in conda-meta, as if installed from the channel.
+
+    Each file is overwritten in place, then cut to length: truncating it to zero first frees its
+    blocks, which on ext4 mounted with ``discard`` cost 1-5 ms a file here (most of a warm create).
+    The prefix is a staging directory, not in use, so the rewrite need not be atomic.
+    """
     for meta in (dest / "conda-meta").glob("*.json"):
-        data = json.loads(meta.read_text())
+        data = json.loads(meta.read_bytes())
         url = urls.get(data.get("fn", ""))
         if url is None:
             continue
@@ -184,7 +189,9 @@ def _canonical_conda_meta(dest: Path, urls: dict[str, str]) -> None:
         data.pop("extracted_package_dir", None)
         if isinstance(data.get("link"), dict):
             data["link"].pop("source", None)
-        meta.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        with meta.open("r+b") as handle:
+            handle.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+            handle.truncate()
 
 
 def _install_wheels(wheels: list[Artifact], paths, dest: Path, env_name: str) -> None:
