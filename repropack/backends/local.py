@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import queue
 import selectors
+import shutil
 import signal
 import threading
 import time

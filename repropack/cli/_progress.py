@@ -11,6 +11,10 @@ import click
 from repropack.run.runner import Events, InstanceResult
 
 
+PER_INSTANCE_LINES = 200  # above this many instances, plain output summarises
+SUMMARY_EVERY = 5.0
+
+
 class PlainEvents(Events):
     """One line per event on stderr (logs, CI, pipes)."""
 
@@ -19,6 +23,7 @@ class PlainEvents(Events):
         self.finished_count = 0
         self.quiet_skips = quiet_skips
         self.t0 = time.monotonic()
+        self.last_line = self.t0
 
     def planned(self, total: int) -> None:
         self.total = total
@@ -31,11 +36,20 @@ class PlainEvents(Events):
 
     def finished(self, result: InstanceResult) -> None:
         self.finished_count += 1
+        if result.status == "failed":
+            sys.stderr.write(f"{self._stamp()} failed {result.id}: {result.failure}: {result.message}\n")
+            return
         if result.status == "skipped" and self.quiet_skips:
             return
-        detail = f": {result.failure}: {result.message}" if result.status == "failed" else ""
+        if self.total > PER_INSTANCE_LINES:
+            # a large run: a summary line every few seconds instead of one line per instance
+            now = time.monotonic()
+            if now - self.last_line >= SUMMARY_EVERY or self.finished_count == self.total:
+                self.last_line = now
+                sys.stderr.write(f"{self._stamp()} finished, {now - self.t0:.0f} s\n")
+            return
         # sys.stderr directly: click.echo asks isatty on every call, a syscall per instance
-        sys.stderr.write(f"{self._stamp()} {result.status} {result.id}{detail}\n")
+        sys.stderr.write(f"{self._stamp()} {result.status} {result.id}\n")
 
     def retrying(self, instance_id: str, attempt: int, failure: str, message: str, delay: float) -> None:
         click.echo(f"{self._stamp()} retry {instance_id} ({failure}: {message}); attempt {attempt} in {delay:g}s", err=True)
@@ -50,7 +64,13 @@ class RichEvents(PlainEvents):
     def __init__(self) -> None:
         super().__init__()
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self.console = Console(stderr=True, highlight=False)
         self.progress = Progress(

@@ -8,26 +8,26 @@ from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
-from repropack.backends.base import CANCELLED, TIMEOUT, Backend, Job, JobStatus
+from repropack.backends.base import CANCELLED, TIMEOUT, Job, JobStatus
 from repropack.backends.local import LocalBackend
 from repropack.errors import BackendError
 from repropack.run import rundir
 from repropack.run.attempt import (
+    SYSTEM_PATH,
     OutputFailure,
     collect_outputs,
     command_outputs,
     host_path,
     plan_outputs,
     render_script,
-    SYSTEM_PATH,
     resources_for,
     step_env,
 )
 from repropack.run.checksums import write_checksums
 from repropack.run.pipes import pipe_units
 from repropack.run.scheduler import Demand
-from repropack.run.units import UnitMixin, UnitState
 from repropack.run.undeclared import Snapshot
+from repropack.run.units import UnitMixin, UnitState
 
 KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when a time limit passes
 

@@ -7,8 +7,7 @@ import os
 import shutil
 
 import pytest
-
-from runhelp import done_ids, journal, repropack, to_run, write_project
+from runhelp import journal, repropack, to_run, write_project
 
 COUNT = """\
 import sys

@@ -7,7 +7,6 @@ import http.server
 import threading
 
 import pytest
-
 from runhelp import repropack, write_project
 
 PAYLOAD = b"alpha beta gamma\n" * 100

@@ -8,7 +8,6 @@ import subprocess
 import time
 
 import pytest
-
 from runhelp import journal, processes_with_marker, repropack, write_project
 
 PROFILES = """

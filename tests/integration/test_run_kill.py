@@ -7,7 +7,15 @@ import os
 import signal
 import time
 
-from runhelp import done_ids, last_run_id, processes_with_marker, repropack, start, to_run, write_project
+from runhelp import (
+    done_ids,
+    last_run_id,
+    processes_with_marker,
+    repropack,
+    start,
+    to_run,
+    write_project,
+)
 
 N = 12
 

@@ -6,7 +6,6 @@ import ast
 import json
 
 import pytest
-
 from runhelp import repropack, write_project
 
 PARAM = "a b 'c' \"d\" $(touch PWNED1) `touch PWNED2` ; touch PWNED3 \n touch PWNED4 & -x"

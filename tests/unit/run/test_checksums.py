@@ -2,7 +2,6 @@ import hashlib
 import os
 
 import pytest
-
 from repropack.errors import VerifyError
 from repropack.run.checksums import (
     StreamHasher,

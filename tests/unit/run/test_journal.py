@@ -1,9 +1,14 @@
 import json
 
 import pytest
-
 from repropack.errors import FormatVersionError
-from repropack.run.journal import JOURNAL_VERSION, Journal, compact, load_state, read_records
+from repropack.run.journal import (
+    JOURNAL_VERSION,
+    Journal,
+    compact,
+    load_state,
+    read_records,
+)
 
 
 def _done(journal, iid, key="k"):

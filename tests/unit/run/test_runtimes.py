@@ -3,10 +3,15 @@
 from pathlib import Path
 
 import pytest
-
 from repropack.backends.base import Job, JobResources
 from repropack.backends.resources import batch_requirements, slurm_flags
-from repropack.backends.runtimes import INNER, apptainer_argv, apptainer_env, docker_run_kwargs, host_argv
+from repropack.backends.runtimes import (
+    INNER,
+    apptainer_argv,
+    apptainer_env,
+    docker_run_kwargs,
+    host_argv,
+)
 from repropack.errors import RunError
 from repropack.run.attempt import render_script, step_env
 

@@ -1,4 +1,11 @@
-from repropack.run.scheduler import Capacity, Demand, Scheduler, capacity, machine_cpus, machine_memory
+from repropack.run.scheduler import (
+    Capacity,
+    Demand,
+    Scheduler,
+    capacity,
+    machine_cpus,
+    machine_memory,
+)
 
 GB = 1_000_000_000
 
