@@ -33,6 +33,7 @@ import asyncio
 import hashlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -66,26 +67,32 @@ def cli() -> list[str]:
     return [str(beside)] if beside.exists() else [sys.executable, "-c", "from repropack.cli import _entry; _entry()"]
 
 
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
+def _cpu() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall, CPU) seconds of fn: CPU of every thread here plus of the child processes it waited for."""
+    cpu, start = _cpu(), time.perf_counter()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _cpu() - cpu
 
 
 class Series:
-    """Named lists of run times; the figures are medians."""
+    """Named lists of (wall, CPU) times; the figures are medians."""
 
     def __init__(self):
-        self.runs: dict[str, list[float]] = {}
+        self.runs: dict[str, list[tuple[float, float]]] = {}
 
-    def add(self, name: str, seconds: float) -> None:
-        self.runs.setdefault(name, []).append(seconds)
+    def add(self, name: str, times: tuple[float, float]) -> None:
+        self.runs.setdefault(name, []).append(times)
 
     def med(self, name: str) -> float:
-        return statistics.median(self.runs[name])
+        return statistics.median(wall for wall, _ in self.runs[name])
 
-    def best(self, name: str) -> float:
-        return min(self.runs[name])
+    def cpu(self, name: str) -> float:
+        return statistics.median(cpu for _, cpu in self.runs[name])
 
 
 def manifest_text(specs: list[str], pip: list[str], channel: Path) -> str:
@@ -130,10 +137,11 @@ class Bench:
                 "--quiet", "--python-version", PYTHON, "--python-platform", PY_PLATFORM, "--generate-hashes",
                 "--only-binary", ":all:", "--index-url", INDEX]
 
-    def raw_inprocess(self) -> tuple[float, float]:
-        solve = timed(lambda: _lock_channel.solve_records(self.channel, self.specs))
-        uv = timed(lambda: subprocess.run(self.uv_command(), cwd=self.work / "uv", check=True))
-        return solve, uv
+    def raw_solve(self) -> None:
+        _lock_channel.solve_records(self.channel, self.specs)
+
+    def raw_uv(self) -> None:
+        subprocess.run(self.uv_command(), cwd=self.work / "uv", check=True)
 
     def raw_process(self) -> None:
         arg = json.dumps([self.channel.as_uri(), self.specs, self.uv_command()])
@@ -157,7 +165,7 @@ class Bench:
 
     def run_lock(self) -> None:
         for warm in (True,) + (False,) * self.repeat:
-            solve, uv = self.raw_inprocess()
+            solve, uv = timed(self.raw_solve), timed(self.raw_uv)
             raw_proc = timed(self.raw_process)
             self.unlock()
             lock_cli = timed(self.lock_cli)
@@ -165,7 +173,8 @@ class Bench:
             lock_in = timed(self.lock_inprocess)
             if warm:
                 continue
-            for name, value in (("solve", solve), ("uv", uv), ("raw", solve + uv), ("raw_proc", raw_proc),
+            raw = (solve[0] + uv[0], solve[1] + uv[1])
+            for name, value in (("solve", solve), ("uv", uv), ("raw", raw), ("raw_proc", raw_proc),
                                 ("lock_cli", lock_cli), ("lock_in", lock_in)):
                 self.s.add(name, value)
 
@@ -201,15 +210,20 @@ class Bench:
             mirror_map = mirrors(manifest.mirrors, self.project)
             urls = [(to_download(a.url, mirror_map), a.sha256, a.filename) for a in artifacts]
             total = sum((self.channel / a.url.rsplit("/", 2)[-2] / a.filename).stat().st_size for a in artifacts)
-            for i in range(self.repeat):
-                scratch = self.work / f"fetch-{i}"
-                self.s.add("urllib", timed(lambda: _urllib_fetch(urls, scratch / "urllib")))
-                env = {**os.environ, "REPROPACK_CACHE": str(scratch / "cli")}
-                self.s.add("fetch_cli", timed(lambda: subprocess.run(
-                    [*cli(), "fetch", "-C", str(self.project), "conda"], env=env, check=True, capture_output=True)))
-                self.s.add("fetch_in", timed(lambda: fetch(lockset, manifest=manifest, environments=["conda"],
-                                                          cache=ArtifactCache(scratch / "in"))))
-                shutil.rmtree(scratch)
+            sides = {
+                "urllib": lambda dest: _urllib_fetch(urls, dest),
+                "fetch_cli": lambda dest: subprocess.run([*cli(), "fetch", "-C", str(self.project), "conda"],
+                                                         env={**os.environ, "REPROPACK_CACHE": str(dest)},
+                                                         check=True, capture_output=True),
+                "fetch_in": lambda dest: fetch(lockset, manifest=manifest, environments=["conda"],
+                                               cache=ArtifactCache(dest)),
+            }
+            for warm in (True,) + (False,) * self.repeat:
+                for name, side in sides.items():
+                    took = timed(lambda: side(self.work / "fetched"))
+                    _clear(self.work / "fetched")
+                    if not warm:
+                        self.s.add(name, took)
             os.environ.pop("REPROPACK_CHANNEL_MIRRORS")
         return total
 
@@ -241,15 +255,21 @@ class Bench:
                                         platform=rattler.Subdir(PLATFORM), execute_link_scripts=False,
                                         show_progress=False))
 
-        raw(self.work / "raw-warm")  # the untimed first round fills both package caches
-        create_in()
-        for i in range(self.repeat):
-            shutil.rmtree(envs)
-            self.s.add("create_cli", timed(create_cli))
-            shutil.rmtree(envs)
-            self.s.add("create_in", timed(create_in))
-            self.s.add("install", timed(lambda: raw(self.work / f"raw-{i}")))
+        sides = {"create_cli": (create_cli, envs), "create_in": (create_in, envs),
+                 "install": (lambda: raw(self.work / "raw-env"), self.work / "raw-env")}
+        for warm in (True,) + (False,) * self.repeat:  # the untimed first round fills the package caches
+            for name, (side, made) in sides.items():
+                took = timed(side)
+                _clear(made)
+                if not warm:
+                    self.s.add(name, took)
         os.environ.pop("REPROPACK_CACHE")
+
+
+def _clear(path: Path) -> None:
+    """Remove what a run made and let the disk settle (freed blocks are discarded at the next commit)."""
+    shutil.rmtree(path, ignore_errors=True)
+    os.sync()
 
 
 def _digests(root: Path) -> dict[str, str]:
@@ -271,41 +291,51 @@ def _urllib_fetch(urls: list[tuple[str, str, str]], dest: Path) -> None:
             raise SystemExit(f"{url}: sha256 mismatch")
 
 
+SERVER_SCRIPT = """\
+import functools, http.server, sys
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+    def copyfile(self, source, outputfile):  # sendfile(2): the server is not what is measured
+        self.wfile.flush()
+        self.connection.sendfile(source)
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 128  # the default listen backlog of 5 drops parallel SYNs: 1 s retransmits
+httpd = Server(("127.0.0.1", 0), functools.partial(Quiet, directory=sys.argv[1]))
+print(httpd.server_address[1], flush=True)
+httpd.serve_forever()
+"""
+
+
 class _Server:
+    """http.server (a thread per connection) in its own process: no side shares a GIL with it."""
+
     def __init__(self, root: Path):
         self.root = root
 
     def __enter__(self) -> _Server:
-        import functools
-        import http.server
-        import threading
-
-        class Quiet(http.server.SimpleHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-        handler = functools.partial(Quiet, directory=str(self.root))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.proc = subprocess.Popen([sys.executable, "-c", SERVER_SCRIPT, str(self.root)], stdout=subprocess.PIPE,
+                                     text=True)
+        self.url = f"http://127.0.0.1:{int(self.proc.stdout.readline())}"
         return self
 
     def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.proc.terminate()
+        self.proc.wait()
 
 
-def report(b: Bench, args, setup: float, selected: int, fetched: int) -> None:
+def report(b: Bench, args, setup: float, selected: int, fetched: int, load: tuple[str, str]) -> None:
     s = b.s
     mb = fetched / 1e6
 
-    def row(label: str, ours: str, peer: str, raw_label: str, ratio_label: str = "") -> None:
-        r = s.med(ours) / s.med(peer)
-        print(f"  {label:<34} {s.med(ours):7.3f} s   {raw_label:<40} {s.med(peer):7.3f} s   {r:5.2f}x {ratio_label}")
+    def row(label: str, ours: str, peer: str, peer_label: str) -> None:
+        print(f"  {label:<37} {s.med(ours):7.3f} s (cpu {s.cpu(ours):6.3f})   {peer_label:<40} "
+              f"{s.med(peer):7.3f} s (cpu {s.cpu(peer):6.3f})   {s.med(ours) / s.med(peer):5.2f}x")
 
     print(f"channel: {args.packages} packages x 3 versions, {selected} selected by {len(b.specs)} specs, "
           f"{mb:.1f} MB selected (built in {setup:.1f} s); PyPI: {' '.join(b.pip)} (python {PYTHON}, {PLATFORM})")
-    print(f"median of {b.repeat} runs each ({sys.executable}); ratio = repropack / peer")
+    print(f"median of {b.repeat} runs each, wall (and CPU) seconds; ratio = repropack / peer (wall); "
+          f"load average {load[0]} at start, {load[1]} at end")
     print("(a) lock from scratch (conda + pip environments)")
     print(f"      raw parts in process: rattler.solve {s.med('solve'):.3f} s + uv pip compile {s.med('uv'):.3f} s")
     row("repropack lock (CLI process)", "lock_cli", "raw_proc", "raw solve + uv in a fresh python process")
@@ -316,8 +346,9 @@ def report(b: Bench, args, setup: float, selected: int, fetched: int) -> None:
     row("lock_project (in process)", "relock_in", "lock_in", "vs a lock from scratch (in process)")
     print(f"(c) fetch {mb:.1f} MB from http://127.0.0.1 (empty cache each run)")
     for name, label in (("fetch_cli", "repropack fetch (CLI process)"), ("fetch_in", "fetch() (in process)")):
-        print(f"  {label:<34} {s.med(name):7.3f} s  {mb / s.med(name):7.1f} MB/s   vs urllib+hashlib, sequential "
-              f"{s.med('urllib'):.3f} s {mb / s.med('urllib'):7.1f} MB/s   {s.med(name) / s.med('urllib'):5.2f}x")
+        print(f"  {label:<37} {s.med(name):7.3f} s (cpu {s.cpu(name):6.3f}) {mb / s.med(name):5.1f} MB/s   "
+              f"urllib+hashlib+write, sequential {s.med('urllib'):7.3f} s (cpu {s.cpu('urllib'):6.3f}) "
+              f"{mb / s.med('urllib'):5.1f} MB/s   {s.med(name) / s.med('urllib'):5.2f}x")
     print(f"(d) env create from a warm cache ({selected} conda packages, {mb:.1f} MB)")
     row("repropack env create (CLI process)", "create_cli", "install", "rattler.install, same records")
     row("ensure_host_environment (in process)", "create_in", "install", "rattler.install, same records")
@@ -327,6 +358,16 @@ def report(b: Bench, args, setup: float, selected: int, fetched: int) -> None:
         print(f"{verdict}: lock overhead ({label}) {ratio:.2f}x the raw rattler solve + uv resolve (goal < {GOAL}x)")
 
 
+def _bytecode(work: Path, keep_environment: bool) -> str:
+    """Let every Python here and in the children cache bytecode (privately), as an installed tool does."""
+    if keep_environment:
+        return f"as the environment says (PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r})"
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    sys.dont_write_bytecode, sys.pycache_prefix = False, str(work / "pycache")
+    return "on (PYTHONPYCACHEPREFIX in the run's temp dir, filled by the untimed first round)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small and short, for CI: 60 packages, 10 MB, 3 runs")
@@ -334,12 +375,16 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=None, help="MB of selected packages (default 50)")
     parser.add_argument("--repeat", type=int, default=None, help="timed runs of each side (default 5)")
     parser.add_argument("--pip", default=DEFAULT_PIP, help=f"PyPI requirements (default: {DEFAULT_PIP!r})")
+    parser.add_argument("--as-is-bytecode", action="store_true",
+                        help="keep PYTHONDONTWRITEBYTECODE as set (default: cache bytecode in the run's temp dir)")
     args = parser.parse_args()
     args.packages = args.packages or (60 if args.quick else 200)
     args.mb = args.mb or (10 if args.quick else 50)
     args.repeat = args.repeat or (3 if args.quick else 5)
     with tempfile.TemporaryDirectory(prefix="repropack-bench-lock-") as tmp:
         work = Path(tmp)
+        load_start = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"python bytecode cache: {_bytecode(work, args.as_is_bytecode)}", flush=True)
         start = time.perf_counter()
         specs, selected = _lock_channel.build(work / "channel", args.packages, args.mb)
         setup = time.perf_counter() - start
@@ -348,7 +393,8 @@ def main() -> None:
         bench.run_relock()
         fetched = bench.run_fetch()
         bench.run_env_create()
-        report(bench, args, setup, selected, fetched)
+        load_end = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        report(bench, args, setup, selected, fetched, (load_start, load_end))
 
 
 if __name__ == "__main__":
