@@ -133,6 +133,13 @@ CHECKS: dict[str, Callable[[], str | None]] = {
 ENGINE_MARKERS = tuple(CHECKS)
 
 
+def require_marked_engines(item) -> None:
+    """The conftest hook's body: require every engine whose marker the test item carries."""
+    for name in ENGINE_MARKERS:
+        if item.get_closest_marker(name) is not None:
+            require_engine(name)
+
+
 def require_base_image() -> str:
     """The local base image name, after checking Docker has it (skip/fail like require_engine)."""
     require_engine("docker")

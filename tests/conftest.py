@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # makes `_engines` importable from any test
 
-from _engines import ENGINE_MARKERS, LOCAL_BASE_IMAGE, REGISTRY, require_base_image, require_engine  # noqa: E402
+from _engines import LOCAL_BASE_IMAGE, REGISTRY, require_base_image, require_engine, require_marked_engines  # noqa: E402
 
 __all__ = ["LOCAL_BASE_IMAGE", "REGISTRY", "REPO", "require_engine"]
 
@@ -25,9 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for name in ENGINE_MARKERS:
-        if item.get_closest_marker(name) is not None:
-            require_engine(name)
+    require_marked_engines(item)
 
 
 @pytest.fixture(scope="session")

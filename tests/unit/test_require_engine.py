@@ -96,15 +96,14 @@ class _Item:
 
 
 def test_marker_triggers_the_check(fake_docker, monkeypatch):
-    import conftest
-
+    """What tests/conftest.py's pytest_runtest_setup runs for every test."""
     calls, state = fake_docker
     state["problem"] = "fake outage"
     monkeypatch.delenv(REQUIRE_ENV, raising=False)
-    conftest.pytest_runtest_setup(_Item())  # unmarked: no probe at all
+    _engines.require_marked_engines(_Item())  # unmarked: no probe at all
     assert calls == []
     with pytest.raises(pytest.skip.Exception, match="fake outage"):
-        conftest.pytest_runtest_setup(_Item("docker"))
+        _engines.require_marked_engines(_Item("docker"))
     monkeypatch.setenv(REQUIRE_ENV, "1")
     with pytest.raises(pytest.fail.Exception, match="fake outage"):
-        conftest.pytest_runtest_setup(_Item("docker"))
+        _engines.require_marked_engines(_Item("docker"))
