@@ -87,6 +87,16 @@ class ArtifactCache:
             return None
         return path
 
+    def lookup_many(self, entries: Iterable[tuple[str, str]]) -> list[Path | None]:
+        """:meth:`lookup` of each (sha256, filename), hashed on every core (hashlib releases the GIL)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        entries = list(entries)
+        if len(entries) < 2:
+            return [self.lookup(*entry) for entry in entries]
+        with ThreadPoolExecutor(max_workers=min(len(entries), os.cpu_count() or 1, 8)) as pool:
+            return list(pool.map(lambda entry: self.lookup(*entry), entries))
+
     def store(
         self,
         sha256: str,

@@ -115,8 +115,8 @@ def fetch(
     if reporter:
         reporter.on_start(artifacts)
     todo = []
-    for artifact in artifacts:
-        if cache.lookup(artifact.sha256, artifact.filename):
+    for artifact, found in zip(artifacts, cache.lookup_many((a.sha256, a.filename) for a in artifacts)):
+        if found:
             report.cached.append(artifact)
             if reporter:
                 reporter.on_done(artifact, True)

@@ -64,8 +64,7 @@ def _python_version(exe: str) -> str | None:
 
 def _cached(cache: ArtifactCache, artifacts: list[Artifact], env_name: str) -> dict[str, Path]:
     paths, missing = {}, []
-    for a in artifacts:
-        path = cache.lookup(a.sha256, a.filename)
+    for a, path in zip(artifacts, cache.lookup_many((a.sha256, a.filename) for a in artifacts)):
         if path is None:
             missing.append(a.label)
         else:
