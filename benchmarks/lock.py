@@ -3,10 +3,12 @@
 Usage: python benchmarks/lock.py [--quick] [--packages 200] [--mb 50] [--repeat 5] [--pip "requests tabulate ..."]
 
 One run builds a conda channel (benchmarks/_lock_channel.py: --packages names x 3 versions
-with dependencies, about --mb MB of selected packages) and a project with two environments:
-`conda` (from that channel, through a file:// mirror) and `pip` (small real PyPI packages,
-Python 3.11, linux-64: needs the network). Then, all times the median of --repeat runs, taken
-in turn (raw, repropack, raw, ...) so drifts in the network or the disk hit both sides:
+with dependencies, about --mb MB in the records the specs select) and a project with two
+environments: `conda` (from that channel, through a file:// mirror) and `pip` (small real
+PyPI packages, Python 3.11, linux-64: needs the network). Each figure is the median of
+--repeat runs after one untimed round, the sides taken in turn (raw, repropack, raw, ...) so
+that drifts in load, network or disk hit both; wall seconds, with the CPU seconds of this
+process and of the children it waited for beside them.
 
 (a) lock from scratch: `repropack lock` as a CLI process and as the in-process call
     (load_manifest + lock_project), against the raw work: `rattler.solve(...)` on the same
@@ -14,16 +16,21 @@ in turn (raw, repropack, raw, ...) so drifts in the network or the disk hit both
     python/platform. The CLI is compared with the raw work run as a fresh Python process
     (interpreter start and `import rattler` are part of any tool's raw work), the in-process
     call with the raw work in this process. uv's cache (UV_CACHE_DIR, private to the run) is
-    warmed by one untimed round of both sides first, so both resolve from the same warm cache.
+    warmed by the untimed round, so both sides resolve from the same warm cache (uv still
+    revalidates each index page with PyPI: the network is in both sides' figures).
 (b) no-change relock (nothing written), CLI and in-process.
-(c) fetch of the conda environment from a local HTTP server (http.server in a thread on
-    127.0.0.1), into an empty REPROPACK_CACHE each run, against a sequential urllib download
-    + hashlib sha256 + write of the same files.
+(c) fetch of the conda environment from a local HTTP server (http.server, in its own process,
+    sendfile and a listen backlog of 128 so that it is not the bottleneck), into an empty
+    REPROPACK_CACHE each run, against a sequential urllib download + hashlib sha256 + write of
+    the same files.
 (d) env create of the conda environment from a warm cache (artifacts fetched, rattler's
-    extracted-package cache filled by an untimed first create), against rattler.install of
-    the solved records into a fresh prefix with its own warmed package cache.
+    extracted-package cache filled by the untimed round), against rattler.install of the
+    solved records into a fresh prefix with its own warmed package cache.
 
---quick (for CI, under a minute): 60 packages, 10 MB, 3 runs. Goal (issue 3): lock overhead under 1.2x.
+What a run made is deleted and the disk synced between runs. Bytecode is cached (in the run's
+temp dir) for every Python involved, as for an installed tool, unless --as-is-bytecode.
+--quick (for CI, about half a minute): 60 packages, 10 MB, 3 runs. Goal (issue 3): lock
+overhead under 1.2x, printed as PASS/FAIL lines (not a test: nothing fails on a slow machine).
 """
 
 from __future__ import annotations
