@@ -25,25 +25,38 @@ class Timed:
         return self.code == 0
 
 
+# A small go-between: the tool is forked from it, not from this (larger) process, because a child's
+# ru_maxrss starts at the RSS of the process it was forked from. It reports the tool's peak on a pipe.
+_WRAPPER = """import os, sys
+pid = os.fork()
+if pid == 0:
+    os.close(int(sys.argv[1]))
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+os.write(int(sys.argv[1]), str(usage.ru_maxrss).encode())
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_timed(argv: list[str], *, cwd: Path, log: Path, timeout: float, env: dict[str, str] | None = None) -> Timed:
-    """Run argv (output to `log`), wait with wait4 so its rusage is this child's own tree."""
+    """Run argv (output to `log`); wall time, exit code and the peak RSS of one process of its tree."""
+    read, write = os.pipe()
     with open(log, "wb") as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=True)
-        deadline = start + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                wall = time.perf_counter() - start
-                proc.returncode = os.waitstatus_to_exitcode(status)
-                return Timed(wall, proc.returncode, usage.ru_maxrss * 1024, log)
-            if time.perf_counter() > deadline:
-                os.killpg(proc.pid, 9)
-                _, _, usage = os.wait4(proc.pid, 0)
-                proc.returncode = -9
-                return Timed(time.perf_counter() - start, None, usage.ru_maxrss * 1024, log)
-            time.sleep(0.005)
+        proc = subprocess.Popen([sys.executable, "-S", "-c", _WRAPPER, str(write), *argv], cwd=cwd,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True, pass_fds=(write,))
+        os.close(write)
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            code = None
+        wall = time.perf_counter() - start
+    with os.fdopen(read, "rb") as pipe:
+        reported = pipe.read().strip()
+    return Timed(wall, code, int(reported or 0) * 1024, log)
 
 
 def goal(label: str, passed: bool | None, detail: str) -> str:
