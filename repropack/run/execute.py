@@ -227,6 +227,8 @@ class Executor(UnitMixin):
         deadline = now + res.time if res.time else None
         active = _Active(inst, attempt, handle, backend, now, deadline, adir, outputs, res, command, slot=slot, unit=unit)
         self.r.active[handle.job_id] = active
+        if self.r.stopping:  # a Ctrl-C arrived while this job was being submitted: it missed the cancel
+            backend.cancel([handle], force=self.r.interrupts > 1)
         self.journal.append("start", id=iid, attempt=attempt, time=time.time(), backend=backend.name,
                             runtime=profile.runtime, job=handle.job_id, req=res.to_record())
         self.r.events.started(iid, attempt)

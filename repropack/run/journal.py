@@ -48,16 +48,22 @@ def upgrade(record: dict[str, Any], *, path: Path | str = JOURNAL_NAME) -> dict[
     return record
 
 
-def read_records(path: Path) -> Iterator[dict[str, Any]]:
-    """Every complete record, upgraded; a torn line (a crash mid-write) is skipped."""
+def read_records(path: Path, kinds: tuple[str, ...] | None = None) -> Iterator[dict[str, Any]]:
+    """Every complete record (of the given kinds), upgraded; a torn line (a crash mid-write) is skipped.
+
+    Filtering by kind looks at the raw line first, so records that are not wanted are never parsed.
+    """
     try:
         handle = open(path, "rb")
     except FileNotFoundError:
         return
+    markers = tuple(f'"t":"{k}"'.encode() for k in kinds) if kinds else None
     with handle:
         for raw in handle:
             if not raw.endswith(b"\n"):
                 return  # the torn tail of an interrupted write
+            if markers is not None and not any(m in raw for m in markers):
+                continue
             try:
                 record = json.loads(raw)
             except ValueError:
@@ -158,8 +164,13 @@ class JournalState:
         return states
 
 
-def load_state(path: Path) -> JournalState:
+def load_state(path: Path, *, last_run: bool = True) -> JournalState:
+    """The folded journal; ``last_run=False`` reads only what resume needs (done records), fast."""
     state = JournalState()
+    if not last_run:
+        for record in read_records(path, kinds=("done",)):
+            state.done[record["id"]] = record
+        return state
     for record in read_records(path):
         state.lines += 1
         kind = record.get("t")
@@ -173,6 +184,19 @@ def load_state(path: Path) -> JournalState:
     return state
 
 
+COMPACT_MIN_LINES = 20_000
+
+
+def needs_compaction(path: Path, done: int) -> bool:
+    """Cheap test (a line count, no parsing): is the journal mostly superseded records?"""
+    try:
+        with open(path, "rb") as handle:
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    except FileNotFoundError:
+        return False
+    return lines >= COMPACT_MIN_LINES and lines >= 3 * (done + 1)
+
+
 def compact(path: Path, state: JournalState) -> bool:
     """Rewrite the journal to the latest done per instance plus the last run, when it pays.
 
@@ -180,7 +204,7 @@ def compact(path: Path, state: JournalState) -> bool:
     """
     keep_last = state.last_run_records
     live = len(state.done) + len(keep_last) + 1
-    if state.lines < 20_000 or state.lines < 3 * live:
+    if state.lines < COMPACT_MIN_LINES or state.lines < 3 * live:
         return False
     last_id = state.last_run.get("run") if state.last_run else None
     tmp = path.with_name(path.name + ".compact")

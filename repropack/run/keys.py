@@ -100,9 +100,27 @@ def make_parts(
         environment=environment,
         inputs=files_digest(inputs),
         sources=files_digest(sources),
-        params=sha256_text(canonical(dict(params))),
+        params=_params_digest(params),
         files=files,
     )
+
+
+_PARAMS_CACHE: dict[Any, str] = {}
+
+
+def _params_digest(params: Mapping[str, Any]) -> str:
+    """Digest of canonical params; memoised, since all instances of a step share them."""
+    try:
+        marker: Any = tuple(sorted(params.items()))
+        hash(marker)
+    except TypeError:  # unhashable values (lists): no memo
+        return sha256_text(canonical(dict(params)))
+    digest = _PARAMS_CACHE.get(marker)
+    if digest is None:
+        if len(_PARAMS_CACHE) > 10_000:
+            _PARAMS_CACHE.clear()
+        digest = _PARAMS_CACHE[marker] = sha256_text(canonical(dict(params)))
+    return digest
 
 
 def change_reasons(old: Mapping[str, Any] | None, new: KeyParts) -> list[str]:
@@ -139,6 +157,7 @@ class FileHashCache:
     def __init__(self, root: Path, store: Path | None = None):
         self.root = Path(root)
         self.store = store if store is not None else self.root / ".repropack" / "cache" / "filehash.json"
+        self._prefix = str(self.root) + os.sep
         self._entries: dict[str, list[Any]] = {}
         self._dirty = False
         self._load()
@@ -158,11 +177,12 @@ class FileHashCache:
     def lookup(self, rel: str) -> tuple[str | None, os.stat_result | None]:
         """(digest if cached and unchanged, stat) — stat None when the file is missing."""
         try:
-            st = os.stat(self.root / rel)
+            st = os.stat(self._prefix + rel)  # string join: this runs once per input of every instance
         except (FileNotFoundError, NotADirectoryError):
             return None, None
         entry = self._entries.get(rel)
-        if entry is not None and entry[:3] == self._stamp(st):
+        if (entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns
+                and entry[2] == st.st_ino):
             return entry[3], st
         return None, st
 

@@ -26,7 +26,7 @@ from repropack.backends.base import Backend, JobHandle
 from repropack.errors import RunError, RunInterrupted, UsageError
 from repropack.run import rundir
 from repropack.run.environments import Environments
-from repropack.run.journal import JOURNAL_NAME, Journal, compact, load_state
+from repropack.run.journal import JOURNAL_NAME, Journal, compact, load_state, needs_compaction
 from repropack.run.keys import FileHashCache
 from repropack.run.lock import ProjectLock
 from repropack.run.plan import Decision, Planner, dry_run
@@ -120,7 +120,7 @@ def plan_run(manifest: Manifest, dag: Any, *, resume: bool = True) -> list[Decis
     """What ``run`` would do now and why (no lock taken, nothing written but the hash cache)."""
     root = manifest.root
     hashes = FileHashCache(root)
-    state = load_state(root / JOURNAL)
+    state = load_state(root / JOURNAL, last_run=False)
     decisions = dry_run(Planner(dag, state, hashes, Environments(manifest), resume=resume))
     hashes.save()
     return decisions
@@ -213,8 +213,9 @@ class Runner:
 
         hashes = FileHashCache(self.root)
         journal_path = self.root / JOURNAL
-        state = load_state(journal_path)
-        compact(journal_path, state)
+        state = load_state(journal_path, last_run=False)
+        if needs_compaction(journal_path, len(state.done)):
+            compact(journal_path, load_state(journal_path))
         fetched = fetch_data(self.root, self.manifest.data.values(), hashes, offline=self.options.offline)
         self._check_inputs()
         uses_docker = any(self.profile_for(i).runtime == "docker" for i in self.dag.instances.values())
