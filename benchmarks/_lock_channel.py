@@ -7,13 +7,18 @@ older versions where a ``<2`` applies. Built in two passes: first tiny packages,
 to learn which records the specs select, then those records get a random payload (about
 ``megabytes`` in all, incompressible) so fetch and env create move a known volume while the
 unselected versions stay small. Same arguments, same bytes.
+
+:class:`Server` serves it over HTTP on 127.0.0.1 and :func:`urllib_fetch` is the plain
+sequential download the fetch figures are compared with.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import random
+import subprocess
 import sys
 from pathlib import Path
 
@@ -75,3 +80,51 @@ def build(channel: Path, count: int, megabytes: float) -> tuple[list[str], int]:
     if again != chosen:  # the payload changes no metadata, so the solution must not move
         raise RuntimeError("the benchmark channel's solution changed between passes")
     return specs, len(chosen)
+
+
+SERVER_SCRIPT = """\
+import functools, http.server, sys
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+    def copyfile(self, source, outputfile):  # sendfile(2): the server is not what is measured
+        self.wfile.flush()
+        self.connection.sendfile(source)
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 128  # the default listen backlog of 5 drops parallel SYNs: 1 s retransmits
+httpd = Server(("127.0.0.1", 0), functools.partial(Quiet, directory=sys.argv[1]))
+print(httpd.server_address[1], flush=True)
+httpd.serve_forever()
+"""
+
+
+class Server:
+    """http.server (a thread per connection) in its own process: no side shares a GIL with it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def __enter__(self) -> Server:
+        self.proc = subprocess.Popen([sys.executable, "-c", SERVER_SCRIPT, str(self.root)], stdout=subprocess.PIPE,
+                                     text=True)
+        self.url = f"http://127.0.0.1:{int(self.proc.stdout.readline())}"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def urllib_fetch(urls: list[tuple[str, str, str]], dest: Path) -> None:
+    """Download, sha256 and write each file in turn: the peer of `repropack fetch`."""
+    import urllib.request
+
+    dest.mkdir(parents=True)
+    for url, sha256, filename in urls:
+        digest = hashlib.sha256()
+        with urllib.request.urlopen(url) as response, open(dest / filename, "wb") as out:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise SystemExit(f"{url}: sha256 mismatch")
