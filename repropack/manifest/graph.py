@@ -15,8 +15,11 @@ CheckerFor = Callable[[Step], Checker]
 
 
 def link(steps: list[Step], uses: Mapping[str, list[str]], environments: Mapping[str, Environment],
-         profiles: Mapping[str, Profile], checker_for: CheckerFor) -> list[Step]:
-    """The steps with ``needs`` expanded (a use name stands for its module's steps) and environments defaulted."""
+         profiles: Mapping[str, Profile], checker_for: CheckerFor, own: frozenset[str] | None = None) -> list[Step]:
+    """The steps with ``needs`` expanded (a use name stands for its module's steps) and environments defaulted.
+
+    ``own`` names the project's own environments (the rest came with modules); a step that names
+    none runs with the host's tools when the project itself defines no environment."""
     names: dict[str, Step] = {}
     for step in steps:
         if step.name in names:
@@ -27,7 +30,8 @@ def link(steps: list[Step], uses: Mapping[str, list[str]], environments: Mapping
     out = []
     for step in steps:
         needs = _needs(step, names, uses, checker_for(step))
-        environment = _environment(step, environments, checker_for(step))
+        environment = _environment(step, environments, own if own is not None else frozenset(environments),
+                                   checker_for(step))
         _profile(step, profiles, checker_for(step))
         out.append(dataclasses.replace(step, needs=needs, environment=environment))
     return out
@@ -50,14 +54,15 @@ def _needs(step: Step, names: Mapping[str, Step], uses: Mapping[str, list[str]],
     return tuple(dict.fromkeys(out))
 
 
-def _environment(step: Step, environments: Mapping[str, Environment], check: Checker) -> str | None:
+def _environment(step: Step, environments: Mapping[str, Environment], own: frozenset[str],
+                 check: Checker) -> str | None:
     if step.environment is None:
-        if not environments:
-            return None  # no environment at all: the host's own tools
-        if "default" in environments:
+        if not own:
+            return None  # the project defines no environment (a module's are its own): the host's tools
+        if "default" in own:
             return "default"
         check.error(step.key, f"step {step.name!r} names no environment and there is no [environments.default]",
-                    hint=f"add  environment = \"{next(iter(environments))}\"  or name an environment 'default'")
+                    hint=f"add  environment = \"{next(e for e in environments if e in own)}\"  or name an environment 'default'")
         return None
     if step.environment not in environments:
         where = "in the module" if step.origin is not None else "in [environments]"

@@ -72,10 +72,11 @@ def _build(check: Checker, data: dict[str, Any], path: Path, positions: Position
     environments = sections.environments(check, data)
     params, texts = sections.params(check, data, positions.raw)
     profiles = sections.profiles(check, data)
+    own = frozenset(environments)  # before modules add theirs
     steps, uses, checkers = _steps(check, data, path, params, texts, environments)
     all_positions = {path: positions}
     all_positions.update({p: c.positions for p, c in checkers.items() if c.positions is not None})
-    steps = link(steps, uses, environments, profiles, lambda step: checkers.get(step.origin, check))
+    steps = link(steps, uses, environments, profiles, lambda step: checkers.get(step.origin, check), own)
     return Manifest(
         path=path,
         project=project,

@@ -152,3 +152,20 @@ def test_module_outside_the_project_is_refused(tmp_path):
     (tmp_path / "p" / "repropack.toml").write_text('[project]\nname = "p"\n[[steps]]\nname = "x"\nuse = "../m.toml"\n')
     with pytest.raises(ManifestError, match=r"repropack.toml:5:1: steps\[0\].use: '../m.toml' escapes"):
         load_manifest(tmp_path / "p")
+
+
+def test_project_without_environments_keeps_the_host_for_its_own_steps(root):
+    """A module's environment is the module's: the project's own steps still run with the host's tools."""
+    text = (root / "repropack.toml").read_text().replace('[environments.default]\npython = "3.11"\n', "")
+    (root / "repropack.toml").write_text(text)
+    manifest = load_manifest(root)
+    assert list(manifest.environments) == ["align.default"]
+    assert manifest.step("report").environment is None and manifest.step("fetch").environment is None
+    assert manifest.step("align_a.map").environment == "align.default"
+
+
+def test_project_with_only_other_environments_still_needs_a_default(root):
+    text = (root / "repropack.toml").read_text().replace("[environments.default]", "[environments.tools]")
+    (root / "repropack.toml").write_text(text)
+    with pytest.raises(ManifestError, match=r"step 'fetch' names no environment .*environment = \"tools\""):
+        load_manifest(root)
