@@ -122,6 +122,8 @@ def _steps(check: Checker, data: dict[str, Any], path: Path, params: dict[str, A
         if "use" in table:
             used = resolve(check, table, key, path.parent, params)
             if used is None:
+                if isinstance(name, str):
+                    uses[name] = []  # already reported: a `needs` on it is not a second problem
                 continue
             params.update(used.params)
             texts.update(used.texts)

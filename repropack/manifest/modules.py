@@ -133,6 +133,10 @@ def _params(check: Checker, mcheck: Checker, data: dict[str, Any], given: Any, k
         if isinstance(value, (list, dict)) or not isinstance(value, (str, int, float, bool)):
             check.error(here, f"a parameter is a string, number or boolean, found {type_name(value)} ({shown(value)})")
             continue
+        if pname in defaults and not _same_kind(value, defaults[pname]):
+            check.error(here, f"the module's parameter {pname!r} is {type_name(defaults[pname])} "
+                        f"(default {default_texts[pname]}), found {type_name(value)} ({shown(value)})")
+            continue
         declared[pname] = value
         texts[pname] = sections.scalar_text(value, check.positions.raw(here) if check.positions else None)
     for pname in required:
@@ -142,6 +146,16 @@ def _params(check: Checker, mcheck: Checker, data: dict[str, Any], given: Any, k
         if pname not in declared:
             declared[pname], texts[pname] = value, default_texts[pname]
     return ({f"{name}.{k}": v for k, v in declared.items()}, {f"{name}.{k}": v for k, v in texts.items()})
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """``with`` gives a value of the default's type (an integer where a float is expected too), as
+    ``--param`` does: a module's script never receives ``eight`` where its default says 10."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return type(value) is type(default)
 
 
 def _steps(mcheck: Checker, data: dict[str, Any], scope: Scope, table: dict[str, Any], check: Checker,

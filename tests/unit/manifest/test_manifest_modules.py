@@ -169,3 +169,25 @@ def test_project_with_only_other_environments_still_needs_a_default(root):
     (root / "repropack.toml").write_text(text)
     with pytest.raises(ManifestError, match=r"step 'fetch' names no environment .*environment = \"tools\""):
         load_manifest(root)
+
+
+@pytest.mark.parametrize("given, found", [('"eight"', "a string ('eight')"), ("true", "a boolean (True)"),
+                                          ("2.5", "a number (2.5)")])
+def test_with_value_must_have_the_type_of_the_modules_default(root, given, found):
+    text = (root / "repropack.toml").read_text().replace("threads = 8 }", f"threads = {given} }}")
+    (root / "repropack.toml").write_text(text)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(root)
+    message = str(info.value)
+    assert "steps[1].with.threads" in message and "'threads' is an integer (default 2)" in message, message
+    assert f"found {found}" in message and "more problem" not in message, message
+
+
+def test_with_value_of_a_required_parameter_may_be_any_scalar_and_ints_fill_floats(root):
+    module = root / "modules" / "align" / "module.toml"
+    module.write_text(module.read_text().replace("threads = 2", "threads = 2.0"))
+    text = (root / "repropack.toml").read_text().replace('reads = "data/b.fq"', "reads = 7")
+    (root / "repropack.toml").write_text(text)
+    manifest = load_manifest(root)
+    assert manifest.params["align_a.threads"] == 8 and manifest.params["align_b.threads"] == 2.0
+    assert manifest.params["align_b.reads"] == 7  # no default to type it by
