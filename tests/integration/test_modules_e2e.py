@@ -140,6 +140,29 @@ def test_project_parameter_reruns_only_the_steps_that_use_it(example, env):
     assert to_run(root, "--param", f"title={title}") == []
 
 
+@pytest.mark.network
+def test_module_script_and_environment_are_part_of_every_use(example, env):
+    root = example
+    _locked_and_run(root, env)
+    module = root / "modules" / "wordfreq"
+    with open(module / "scripts" / "table.py", "a") as handle:
+        handle.write("# an edit\n")
+    assert to_run(root) == ["english.table", "french.table", "compare"]
+    repropack(root, "run", check=True, env=env)
+
+    toml = module / "module.toml"
+    toml.write_text(toml.read_text().replace("tabulate ==0.9.0", "tabulate ==0.8.10"))
+    stale = repropack(root, "run", env=env)
+    assert stale.returncode == 2
+    assert "repropack.lock is stale: environment wordfreq.default changed" in stale.stderr
+    repropack(root, "lock", check=True, env=env)
+    lock = tomllib.loads((root / "repropack.lock").read_text())
+    assert lock["environments"]["wordfreq.default"]["pip"] == ["tabulate ==0.8.10"]
+    plan = json.loads(repropack(root, "run", "--dry-run", "--json", check=True, env=env).stdout)["to_run"]
+    assert [e["id"] for e in plan if "changed environment" in e["reasons"]] == ["english.count", "french.count"]
+    assert {e["id"] for e in plan} == STEPS
+
+
 @pytest.mark.parametrize("key", ["english.topp", "english.nope", "top", "nope"])
 def test_unknown_param_is_one_line_naming_it(example, key):
     root = example
@@ -224,6 +247,7 @@ def test_wrong_data_digest_is_one_line_and_no_step_runs(tmp_path):
     assert "data.corpus" in lines[0] and CORPUS_SHA in lines[0] and wrong in lines[0]
     assert not (root / "data/corpus.txt").exists() and not list((root / "data").glob(".*"))
     assert done_ids(root) == set() and not (root / "one").exists() and not (root / "both.txt").exists()
+    assert not (root / ".repropack" / "runs").exists()
 
     # A file already at the path with other content (and no url): also refused, naming both digests.
     (root / "data").mkdir(exist_ok=True)
