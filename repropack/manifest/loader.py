@@ -105,6 +105,7 @@ def _steps(check: Checker, data: dict[str, Any], path: Path, params: dict[str, A
     uses: dict[str, list[str]] = {}
     checkers: dict[Path, Checker] = {}
     seen: dict[str, int] = {}
+    prefixes: dict[str, str] = {}  # a use's output folder -> the use
     header_lines = check.positions.step_lines() if check.positions else []
     if len(header_lines) != len(raw_steps):  # steps written inline: ask the full scan
         header_lines = []
@@ -121,10 +122,16 @@ def _steps(check: Checker, data: dict[str, Any], path: Path, params: dict[str, A
             seen[name] = i
         if "use" in table:
             used = resolve(check, table, key, path.parent, params)
+            if used is not None and used.prefix in prefixes:
+                check.error(key + ("prefix",), f"use {name!r} writes under {used.prefix!r} like use "
+                            f"{prefixes[used.prefix]!r}; two uses of a module need different prefixes",
+                            hint=f"add  prefix = \"{used.prefix}-{name}\"  or another folder")
+                used = None
             if used is None:
                 if isinstance(name, str):
                     uses[name] = []  # already reported: a `needs` on it is not a second problem
                 continue
+            prefixes[used.prefix] = name
             params.update(used.params)
             texts.update(used.texts)
             _add_environments(check, environments, used.environments, key)

@@ -36,6 +36,7 @@ class Used:
     texts: dict[str, str]
     environments: dict[str, Environment]
     positions: tuple[Path, Positions] | None
+    prefix: str = ""  # the folder every output of this use starts with
 
 
 def resolve(check: Checker, table: dict[str, Any], key: KeyPath, root: Path, project_params: dict[str, Any]) -> Used | None:
@@ -52,9 +53,11 @@ def resolve(check: Checker, table: dict[str, Any], key: KeyPath, root: Path, pro
     module_path = _locate(check, use, key + ("use",), root)
     if module_path is None:
         return None
-    if not _safe(prefix) or path_problem(prefix):
-        check.error(key + ("prefix",), f"{prefix!r} must be a plain project-relative folder (letters, digits, '_', '-', '.', '/')")
+    if not _safe(prefix) or path_problem(prefix) or not normalize_path(prefix).rstrip("/"):
+        check.error(key + ("prefix",), f"{prefix!r} must be a plain folder inside the project, not the project "
+                    "folder itself (letters, digits, '_', '-', '.', '/')")
         return None
+    prefix = normalize_path(prefix).rstrip("/")  # "results/a/" and "./results/a" are the folder results/a
     try:
         text = read_text(module_path, "module")
         data = parse_toml(text, module_path, "module")
@@ -80,13 +83,13 @@ def resolve(check: Checker, table: dict[str, Any], key: KeyPath, root: Path, pro
         check.error(key + ("use",), f"the module's folder {module_dir!r} may only hold letters, digits, '_', '-', '.' and '/'")
         return None
     scope = Scope(
-        params={**project_params, **params}, raw=positions.raw, namespace=name, prefix=normalize_path(prefix),
+        params={**project_params, **params}, raw=positions.raw, namespace=name, prefix=prefix,
         module_dir=module_dir or ".", param_prefix=name + ".", env_prefix=module_name + "." if envs else None,
     )
     steps = _steps(mcheck, data, scope, table, check, key, use, module_path, envs)
     if len(check.errors) > errors_before:
         return None
-    return Used(steps, params, texts, envs, (module_path, positions))
+    return Used(steps, params, texts, envs, (module_path, positions), scope.prefix or "")
 
 
 def _locate(check: Checker, use: str, key: KeyPath, root: Path) -> Path | None:

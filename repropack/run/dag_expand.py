@@ -52,6 +52,8 @@ class Expansion:
         positions = self.manifest.positions.get(path)
         where = positions.find(step.key + sub) if positions is not None else None
         line, column = where if where else (step.line, None)
+        if step.module is not None:  # the key is the module file's: say which use it is
+            message += f" (in step {step.name!r})"
         self.errors.append(ManifestError(message, path=path, key=format_key(step.key + sub) or None,
                                          line=line, column=column, hint=hint))
 
@@ -85,12 +87,14 @@ class Expansion:
             if problem:
                 self.error(step, spec_key((), "outputs", k, step.outputs[k]), f"{pattern.text!r} {problem}")
         producers = self.producers
+        reported: set[int] = set()  # one message per output entry, not one per instance
         for r, wildcards in enumerate(info.wildcards):
             paths = tuple(p.render(wildcards) for p in info.patterns)
             info.outputs.append(paths)
             for k, path in enumerate(paths):
                 other = producers.setdefault(path, (info.index, r))
-                if other != (info.index, r):
+                if other != (info.index, r) and k not in reported:
+                    reported.add(k)
                     self._duplicate(info, k, path, other)
 
     def _duplicate(self, info: _StepInfo, k: int, path: str, other: tuple[int, int]) -> None:

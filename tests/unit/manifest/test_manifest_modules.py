@@ -191,3 +191,60 @@ def test_with_value_of_a_required_parameter_may_be_any_scalar_and_ints_fill_floa
     manifest = load_manifest(root)
     assert manifest.params["align_a.threads"] == 8 and manifest.params["align_b.threads"] == 2.0
     assert manifest.params["align_b.reads"] == 7  # no default to type it by
+
+
+def test_two_uses_with_one_prefix_are_one_error_at_the_prefix(root):
+    text = (root / "repropack.toml").read_text().replace('with = { reads = "data/b.fq" }',
+                                                         'with = { reads = "data/b.fq" }\nprefix = "results/a/"')
+    (root / "repropack.toml").write_text(text)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(root)
+    message = str(info.value)
+    assert "steps[2].prefix: use 'align_b' writes under 'results/a' like use 'align_a'" in message, message
+    assert "more problem" not in message  # not also every output written twice, nor the report's `needs`
+
+
+@pytest.mark.parametrize("prefix", [".", "./", ""])
+def test_prefix_must_be_a_folder_inside_the_project(root, prefix):
+    text = (root / "repropack.toml").read_text().replace('prefix = "results/a"', f'prefix = "{prefix}"')
+    (root / "repropack.toml").write_text(text)
+    with pytest.raises(ManifestError, match=r"steps\[1\]\.prefix: .* must be a plain folder inside the project"):
+        load_manifest(root)
+
+
+def test_prefix_spelling_is_normalised(root):
+    text = (root / "repropack.toml").read_text().replace('prefix = "results/a"', 'prefix = "./results//a/"')
+    (root / "repropack.toml").write_text(text)
+    assert expand(load_manifest(root)).instances["align_a.map"].outputs == ("results/a/aligned.sam",)
+
+
+def test_an_error_found_across_instances_names_the_module_step(root):
+    text = (root / "repropack.toml").read_text().replace('outputs = ["data/a.fq", "data/b.fq"]',
+                                                         'outputs = ["data/a.fq", "data/b.fq", "align_b/genome.idx"]')
+    (root / "repropack.toml").write_text(text)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(root)
+    message = str(info.value)
+    assert "module.toml:" in message and "steps[0].outputs[0]" in message
+    assert "'align_b/genome.idx' is also written by step 'fetch'; each file has one producer (in step 'align_b.index')" \
+        in message, message
+
+
+def test_a_file_written_twice_is_one_problem_per_output_entry_not_per_instance(tmp_path):
+    (tmp_path / "repropack.toml").write_text(textwrap.dedent("""
+        [project]
+        name = "twice"
+        [[steps]]
+        name = "a"
+        run = "touch {outputs}"
+        foreach = { s = ["1", "2", "3"] }
+        outputs = ["out/{s}.txt"]
+        [[steps]]
+        name = "b"
+        run = "touch {outputs}"
+        foreach = { s = ["1", "2", "3"] }
+        outputs = ["out/{s}.txt"]
+    """))
+    with pytest.raises(ManifestError) as info:
+        load_manifest(tmp_path)
+    assert str(info.value).endswith("steps[1].outputs[0]: 'out/1.txt' is also written by step 'a'; each file has one producer")
