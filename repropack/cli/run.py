@@ -30,7 +30,7 @@ def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, par
     from repropack.run.dag import expand
 
     manifest = load_manifest(project_dir)
-    overrides = _parse_params(params, manifest.params)
+    overrides = _parse_params(params)
     dag = expand(manifest, overrides)
     if steps or from_ or until:
         dag = dag.select(targets=tuple(steps), from_=from_, until=until)
@@ -71,7 +71,8 @@ def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, par
         raise UsageError(f"run ended {result.status}")
 
 
-def _parse_params(pairs, known) -> dict[str, str]:
+def _parse_params(pairs) -> dict[str, str]:
+    # Unknown keys are refused by the DAG expansion, which suggests the nearest name.
     from repropack.errors import UsageError
 
     out: dict[str, str] = {}
@@ -79,9 +80,6 @@ def _parse_params(pairs, known) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"--param {pair!r}: expected KEY=VALUE")
-        if key not in known:
-            names = ", ".join(sorted(known)) or "none defined"
-            raise UsageError(f"--param {key}: no such parameter in [params] (known: {names})")
         out[key] = value
     return out
 

@@ -175,9 +175,6 @@ def test_unknown_param_is_one_line_naming_it(example, key):
     assert not (root / "english").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="runner CLI: repropack/cli/run.py _parse_params refuses an unknown key itself "
-                   "with the list of every name, before manifest.patterns.apply_overrides can suggest the nearest one "
-                   "as docs/manifest.md [params] promises")
 def test_unknown_param_suggests_the_nearest_name(example):
     done = repropack(example, "run", "--dry-run", "--param", "english.topp=3")
     assert "did you mean 'english.top'?" in done.stderr
