@@ -152,9 +152,7 @@ def test_killed_runner_leaves_no_container(tmp_path, base_image):
 @pytest.mark.network
 def test_quickstart_on_host_docker_and_apptainer(tmp_project, base_image):
     """The issue's done-when: examples/quickstart, locked, built, run in all three runtimes."""
-    root = tmp_project("quickstart")
-    with open(root / "repropack.toml", "a", encoding="utf-8") as handle:
-        handle.write(PROFILES)
+    root = tmp_project("quickstart")  # its manifest has the docker and apptainer profiles
     for args in (["lock", "--base-override", base_image], ["fetch"], ["build", "--apptainer"], ["build"]):
         repropack(root, *args, check=True, timeout=1800)
     seen = _run_everywhere(root, ("host", "docker", "apptainer"))
