@@ -42,9 +42,13 @@ from repropack.backends.runtimes import (
     host_argv,
 )
 from repropack.errors import BackendError, EngineUnavailable
+from repropack.run.rundir import SCRIPT, write_file
 from repropack.run.supervisor import LABEL_PROJECT, Supervisor, remove_containers
 
 DOCKER_TIMEOUT = 60  # seconds an engine call may take before it is an error
+# Python ignores these; an ignored signal stays ignored across exec, so without a reset
+# `yes | head -1` fails under pipefail (yes gets EPIPE instead of dying quietly of SIGPIPE).
+_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
 @dataclass
@@ -91,7 +95,7 @@ class LocalBackend(Backend):
 
     # -- submit ---------------------------------------------------------------------------
     def submit(self, job: Job) -> JobHandle:
-        job.script_path.write_text(job.script, encoding="utf-8")
+        write_file(f"{job.attempt_dir}/{SCRIPT}", job.script.encode("utf-8"))
         if job.runtime == "docker":
             return self._submit_docker(job)
         return self._submit_process(job)
@@ -118,6 +122,7 @@ class LocalBackend(Backend):
                 _executable(argv[0]), argv, env,
                 file_actions=[(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0), *streams],
                 setsid=True,
+                setsigdef=_DEFAULT_SIGNALS,
             )
         except OSError as exc:
             if cgroup is not None:
@@ -268,6 +273,10 @@ class LocalBackend(Backend):
         for handle in handles:
             proc = self._procs.get(handle.job_id)
             if proc is not None:
+                if _exited(proc.pid):
+                    # it ended on its own before the cancel (a pipe partner failing at the same
+                    # moment): it keeps its own exit status instead of passing for cancelled
+                    continue
                 proc.cancelled = True
                 try:
                     os.killpg(proc.pid, sig)
@@ -308,6 +317,14 @@ def _executable(name: str) -> str:
     if found is None:
         raise BackendError("local", f"`{name}` is not on PATH")
     return found
+
+
+def _exited(pid: int) -> bool:
+    """Has the child ended (not yet reaped)? WNOWAIT leaves it for the poller to reap."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 def _kill_group(pgid: int) -> None:

@@ -147,17 +147,18 @@ def collect_outputs(
     """
     stats: list[os.stat_result] = []
     missing = []
+    base = f"{root}/"
     for final, written in zip(plan.final, plan.written):
         try:
-            stats.append(os.lstat(root / written))
+            stats.append(os.lstat(base + written))
         except FileNotFoundError:
             missing.append(final)
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise OutputFailure("missing-output", f"the step exited 0 but did not write {missing[0]}{more}")
     is_dir = [stat.S_ISDIR(st.st_mode) for st in stats]
-    files = [(f, w) for (f, w), d in zip(zip(plan.final, plan.written), is_dir) if not d]
-    hexes = iter(sha256_files([root / w for _, w in files]))
+    files = [(w, st.st_size) for w, st, d in zip(plan.written, stats, is_dir) if not d]
+    hexes = iter(sha256_files([base + w for w, _ in files], sizes=[size for _, size in files]))
     result: dict[str, tuple[str, os.stat_result]] = {}
     for (final, written), st, d in zip(zip(plan.final, plan.written), stats, is_dir):
         result[final] = (tree_digest(root / written) if d else next(hexes), st)
@@ -167,9 +168,13 @@ def collect_outputs(
         if got is not None and got != want.lower():
             raise OutputFailure("expect", f"{path}: expected sha256:{want}, got sha256:{got}")
     if not plan.in_place:
-        for final, written in zip(plan.final, plan.written):
-            ensure_parent(root / final, made)
-            _move(root / written, root / final, is_dir=stat.S_ISDIR(result[final][1].st_mode))
+        for final, written, d in zip(plan.final, plan.written, is_dir):
+            target = root / final
+            ensure_parent(target, made)
+            if d:
+                _move(root / written, target, is_dir=True)
+            else:
+                os.replace(base + written, base + final)
     return result
 
 

@@ -9,6 +9,7 @@ that published lists and ours are the same thing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -34,6 +35,7 @@ def sha256_file(path: str | os.PathLike[str], *, block: int = BLOCK) -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
 def default_workers() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -41,14 +43,36 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def sha256_files(paths: Sequence[str | os.PathLike[str]], *, workers: int | None = None) -> list[str]:
-    """Hex sha256 of each path, in the order given; large files are hashed in parallel."""
+def _sha256_small(path: str | os.PathLike[str]) -> str:
+    """One open, one read, one close: most step outputs are a few bytes."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, _SMALL)
+        if len(data) < _SMALL:
+            return hashlib.sha256(data).hexdigest()
+    finally:
+        os.close(fd)
+    return sha256_file(path)  # it grew since it was measured
+
+
+def sha256_files(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    workers: int | None = None,
+    sizes: Sequence[int] | None = None,
+) -> list[str]:
+    """Hex sha256 of each path, in the order given; large files are hashed in parallel.
+
+    `sizes`, when the caller has just stat'ed the files, saves a stat per file.
+    """
     workers = workers or default_workers()
     results: list[str | None] = [None] * len(paths)
     big: list[int] = []
     for index, path in enumerate(paths):
-        size = os.stat(path).st_size
-        if workers == 1 or size < _SMALL:
+        size = sizes[index] if sizes is not None else os.stat(path).st_size
+        if size < _SMALL:
+            results[index] = _sha256_small(path)
+        elif workers == 1:
             results[index] = sha256_file(path)
         else:
             big.append(index)

@@ -23,7 +23,7 @@ from repropack.run.attempt import (
     resources_for,
     step_env,
 )
-from repropack.run.checksums import write_checksums
+from repropack.run.checksums import format_checksums
 from repropack.run.pipes import pipe_units
 from repropack.run.scheduler import Demand
 from repropack.run.undeclared import Snapshot
@@ -199,7 +199,12 @@ class Executor(UnitMixin):
         outputs = plan_outputs(inst, os.path.relpath(adir.path, self.root))
         slot = None
         try:
-            os.makedirs(adir.path)
+            if attempt == 1:
+                try:
+                    os.mkdir(idir.path)
+                except FileExistsError:
+                    pass
+            os.mkdir(adir.path)
             if attempt == 1:
                 self.writer.submit(idir.write_instance, self._instance_record(inst, profile))
             outputs.prepare(self.root, self.made_dirs)
@@ -304,7 +309,7 @@ class Executor(UnitMixin):
             if not digest.startswith("tree:"):
                 self.hashes.remember(path, digest, st)
         idir = rundir.InstanceDir(active.attempt_dir.path.parent)
-        self.writer.submit(write_checksums, idir.checksums, digests)
+        self.writer.submit(rundir.write_file, f"{idir.path}/{rundir.CHECKSUMS}", format_checksums(digests).encode())
         parts = self.parts[inst.id]
         self.journal.append("attempt", id=inst.id, attempt=active.attempt, status="ok", metrics=metrics)
         self.journal.append("done", id=inst.id, step=inst.step.name, key=parts.key, parts=parts.to_record(),

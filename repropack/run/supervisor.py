@@ -22,6 +22,7 @@ import time
 RUN_ENV = "REPROPACK_RUN_ID"
 LABEL_RUN = "repropack.run"
 LABEL_PROJECT = "repropack.project"
+FLUSH_INTERVAL = 0.1  # seconds between announcements to the supervisor
 
 
 class Supervisor:
@@ -33,6 +34,7 @@ class Supervisor:
         self._proc: subprocess.Popen[bytes] | None = None
         self._fd = -1
         self._pending: list[str] = []
+        self._last_flush = 0.0
 
     def start(self) -> None:
         self._proc = subprocess.Popen(
@@ -51,15 +53,25 @@ class Supervisor:
         # Batched: a child started since the last flush is still found by its REPROPACK_RUN_ID.
         self._pending.append(line)
 
-    def flush(self) -> None:
-        if self._pending and self._fd >= 0:
-            data = ("\n".join(self._pending) + "\n").encode()
-            self._pending.clear()
-            try:
-                while data:
-                    data = data[os.write(self._fd, data):]
-            except BrokenPipeError:
-                self._fd = -1
+    def flush(self, *, force: bool = False) -> None:
+        """Send what was announced, at most every FLUSH_INTERVAL unless forced.
+
+        Each send wakes the supervisor process; per instance that cost more than a step's
+        own spawn. A process started since the last send is still found by its marker.
+        """
+        if not self._pending or self._fd < 0:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_flush < FLUSH_INTERVAL:
+            return
+        self._last_flush = now
+        data = ("\n".join(self._pending) + "\n").encode()
+        self._pending.clear()
+        try:
+            while data:
+                data = data[os.write(self._fd, data):]
+        except BrokenPipeError:
+            self._fd = -1
 
     def add_group(self, pgid: int) -> None:
         self._send(f"+pg {pgid}")
@@ -77,7 +89,7 @@ class Supervisor:
         if self._proc is None:
             return
         self._send("bye")
-        self.flush()
+        self.flush(force=True)
         assert self._proc.stdin is not None
         try:
             self._proc.stdin.close()

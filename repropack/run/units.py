@@ -10,6 +10,7 @@ When any member fails the others are stopped, and the whole unit is retried
 from __future__ import annotations
 
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,7 +94,9 @@ class UnitMixin:
         state = self.unit_state[active.unit]
         state.statuses[active.inst.id] = status
         failure, _ = self._outcome(active, status)
-        if failure is not None and state.failed is None:
+        # a producer killed by SIGPIPE lost its reader, which ends (and says why) on its own
+        broken_pipe = status.signal == signal.SIGPIPE and active.inst.pipes
+        if failure is not None and state.failed is None and not broken_pipe:
             state.failed = active.inst.id
             self._stop_unit(state)
         self._maybe_end_unit(active.unit)

@@ -184,3 +184,19 @@ def test_gather_through_an_inputs_list(tmp_path):
     repropack(root, "run", "-j", "2", check=True)
     assert (root / "all.txt").read_text().split() == [str(i) for i in range(n)]
     assert to_run(root) == []
+
+
+def test_steps_start_with_default_signal_dispositions(tmp_path):
+    # Python ignores SIGPIPE and SIGXFSZ; a step must not inherit that (a container would not)
+    root = write_project(tmp_path / "s", """
+        [project]
+        name = "s"
+        [[steps]]
+        name = "sig"
+        run = "grep SigIgn /proc/$$/status > {outputs}"
+        outputs = ["sig.txt"]
+    """)
+    repropack(root, "run", check=True)
+    ignored = int((root / "sig.txt").read_text().split()[1], 16)
+    assert ignored & (1 << 12) == 0  # SIGPIPE (13)
+    assert ignored & (1 << 24) == 0  # SIGXFSZ (25)
