@@ -65,6 +65,9 @@ class Executor(UnitMixin):
         self.writer = rundir.Writer()
         self.made_dirs: set[Path] = set()  # output directories known to exist (a mkdir each is not free)
         self.slots = rundir.ScratchSlots(rundir.run_root(self.root, runner.run_id))
+        self._run_dir = str(rundir.run_root(self.root, runner.run_id))
+        self._run_rel = os.path.relpath(self._run_dir, self.root)
+        self._envs: dict[Any, dict[str, str]] = {}  # step environments by (profile, environment, cpus, slot)
 
     # -- backends ------------------------------------------------------------------------
     def local_backend(self) -> LocalBackend:
@@ -193,10 +196,11 @@ class Executor(UnitMixin):
 
         inst = self.dag.instances[iid]
         profile = self.r.profile_for(inst)
-        idir = rundir.instance_dir(self.root, self.r.run_id, iid)
-        adir = idir.attempt(attempt)
+        name = rundir.instance_dirname(iid)
+        idir = rundir.InstanceDir(Path(f"{self._run_dir}/{name}"))  # strings: Path joins cost per instance
+        adir = rundir.AttemptDir(Path(f"{self._run_dir}/{name}/attempt-{attempt}"), attempt)
         res = resources_for(inst.step, attempt)
-        outputs = plan_outputs(inst, os.path.relpath(adir.path, self.root))
+        outputs = plan_outputs(inst, f"{self._run_rel}/{name}/attempt-{attempt}")
         slot = None
         try:
             if attempt == 1:
@@ -242,13 +246,17 @@ class Executor(UnitMixin):
     def _job(self, inst, profile, attempt, adir, idir, outputs, res, command, slot) -> Job:
         runtime = profile.runtime
         prefix = self.r.environments.host_prefix(inst.step.environment) if runtime == "host" else None
-        path = host_path(prefix) if runtime == "host" else SYSTEM_PATH
-        env = step_env(cpus=res.cpus, home=slot / "home", tmp=slot / "tmp", run_id=self.r.run_id, path=path,
-                       passthrough=profile.env)
-        if prefix is not None:
-            env["CONDA_PREFIX"] = str(prefix)
-            if (prefix / "pyvenv.cfg").exists():
-                env["VIRTUAL_ENV"] = str(prefix)
+        marker = (profile.name, runtime, inst.step.environment, res.cpus, slot)
+        env = self._envs.get(marker)
+        if env is None:  # the same for every instance of a step in one slot: built once, never changed
+            path = host_path(prefix) if runtime == "host" else SYSTEM_PATH
+            env = step_env(cpus=res.cpus, home=slot / "home", tmp=slot / "tmp", run_id=self.r.run_id, path=path,
+                           passthrough=profile.env)
+            if prefix is not None:
+                env["CONDA_PREFIX"] = str(prefix)
+                if (prefix / "pyvenv.cfg").exists():
+                    env["VIRTUAL_ENV"] = str(prefix)
+            self._envs[marker] = env
         image = self.r.environments.image(profile, runtime) if runtime != "host" else None
         flags = profile.apptainer_flags if runtime == "apptainer" else profile.docker_flags
         writable = (idir.path, slot, *outputs.writable_dirs(self.root))
@@ -314,7 +322,7 @@ class Executor(UnitMixin):
         self.journal.append("attempt", id=inst.id, attempt=active.attempt, status="ok", metrics=metrics)
         self.journal.append("done", id=inst.id, step=inst.step.name, key=parts.key, parts=parts.to_record(),
                             outputs=digests, start=metrics.get("start"), end=metrics.get("end"),
-                            attempts=active.attempt, dir=os.path.relpath(idir.path, self.root),
+                            attempts=active.attempt, dir=f"{self._run_rel}/{idir.path.name}",
                             **({"streams": streams} if streams else {}))
         result = rundir_result(inst.id, "done", attempts=active.attempt, dir=idir.path, command=active.command,
                                backend=active.backend.name, job_id=active.handle.job_id)

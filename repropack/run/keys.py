@@ -14,6 +14,7 @@ again, and a moved or touched file is rehashed (once) to the same digest.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -59,8 +60,8 @@ class KeyParts:
     params: str  # sha256 of canonical params
     files: Mapping[str, str] = field(default_factory=dict)  # per-file digests (inputs + sources) when small
 
-    @property
-    def key(self) -> str:
+    @functools.cached_property
+    def key(self) -> str:  # asked for by the planner, the instance record and the journal: computed once
         body = {
             "scheme": KEY_SCHEME,
             "command": self.command,

@@ -109,7 +109,8 @@ def write_file(path: str | os.PathLike[str], data: bytes) -> None:
 
 
 def dump_json(data: Mapping[str, Any]) -> bytes:
-    return json.dumps(data, indent=1, sort_keys=True, default=str).encode("utf-8")
+    # One line: with `indent`, json falls back to its pure-Python encoder (about 10x slower).
+    return json.dumps(data, sort_keys=True, default=str).encode("utf-8") + b"\n"
 
 
 @dataclass(frozen=True)

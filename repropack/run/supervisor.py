@@ -65,8 +65,8 @@ class Supervisor:
         if not force and now - self._last_flush < FLUSH_INTERVAL:
             return
         self._last_flush = now
-        data = ("\n".join(self._pending) + "\n").encode()
-        self._pending.clear()
+        pending, self._pending = self._pending, []  # one swap: the spawner thread may be appending
+        data = ("\n".join(pending) + "\n").encode()
         try:
             while data:
                 data = data[os.write(self._fd, data):]
