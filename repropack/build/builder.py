@@ -140,6 +140,20 @@ def plan_build(manifest, lockset, engine, options: BuildOptions, report: Report)
     return Plan(root, reference, epoch, base, layers, config, image_id, labels, warnings, durations)
 
 
+def prepare_build(project_root: Path, options: BuildOptions, engine, report: Report):
+    """Load the manifest and the fresh lock, connect the engine, plan: what every kind of build starts with."""
+    from repropack.lock.freshness import load_lockset
+    from repropack.manifest import load_manifest
+
+    manifest = load_manifest(project_root)
+    lockset = load_lockset(manifest.root, manifest, check=True)
+    if engine is None:
+        from repropack.build.engine import DockerEngine
+
+        engine = DockerEngine()
+    return manifest, engine, plan_build(manifest, lockset, engine, options, report)
+
+
 def _key(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps({"scheme": LAYER_SCHEME, **data}, sort_keys=True).encode()).hexdigest()
 

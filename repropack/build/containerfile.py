@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from repropack.build.builder import STORE, BuildOptions, Plan, Report, plan_build
+from repropack.build.builder import STORE, BuildOptions, Plan, Report, prepare_build
 from repropack.build.record import write_record
 from repropack.errors import BuildError, UsageError
 
@@ -99,19 +99,10 @@ def render_apptainer_def(plan: Plan, manifest) -> str:
 
 def build_with_containerfile(project_root: Path, options: BuildOptions, *, engine=None,
                              report: Report = lambda _: None) -> dict[str, Any]:
-    from repropack.lock.freshness import load_lockset
-    from repropack.manifest import load_manifest
-
     if options.push:
         raise UsageError("--push cannot be combined with --containerfile", hint="push the reproducible build instead")
     started = time.monotonic()
-    manifest = load_manifest(project_root)
-    lockset = load_lockset(manifest.root, manifest, check=True)
-    if engine is None:
-        from repropack.build.engine import DockerEngine
-
-        engine = DockerEngine()
-    plan = plan_build(manifest, lockset, engine, options, report)
+    manifest, engine, plan = prepare_build(project_root, options, engine, report)
     context = _write_context(plan, render_containerfile(plan, manifest))
     report("docker build of the rendered Containerfile")
     image_id = engine.build(context, plan.reference)

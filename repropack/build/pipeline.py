@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from repropack.build import apptainer as sifmod
-from repropack.build.builder import STORE, BuildOptions, Plan, Report, plan_build
+from repropack.build.builder import STORE, BuildOptions, Plan, Report, prepare_build
 from repropack.build.image import make_manifest, write_docker_archive
 from repropack.build.layers import gzip_layer, sha256_file
 from repropack.build.record import latest_record, write_record
@@ -26,17 +26,8 @@ from repropack.errors import BuildError
 
 def build(project_root: Path, options: BuildOptions, *, engine=None, report: Report = lambda _: None) -> dict[str, Any]:
     """Build what ``options`` asks for; returns the build record (also written under .repropack/builds/)."""
-    from repropack.lock.freshness import load_lockset
-    from repropack.manifest import load_manifest
-
     started = time.monotonic()
-    manifest = load_manifest(project_root)
-    lockset = load_lockset(manifest.root, manifest, check=True)
-    if engine is None:
-        from repropack.build.engine import DockerEngine
-
-        engine = DockerEngine()
-    plan = plan_build(manifest, lockset, engine, options, report)
+    _, engine, plan = prepare_build(project_root, options, engine, report)
     previous = latest_record(plan.root)
     outputs: dict[str, Any] = {"docker": None, "pushed": None, "sif": None}
     if options.docker:
