@@ -10,6 +10,14 @@ import time
 import pytest
 from runhelp import journal, processes_with_marker, repropack, write_project
 
+# A step that writes outside its declared outputs.
+SNEAKY = """
+[[steps]]
+name = "sneaky"
+run = "echo x > undeclared.txt; echo ok > {outputs}"
+outputs = ["out/ok"]
+"""
+
 PROFILES = """
 [profiles.docker]
 runtime = "docker"
@@ -79,10 +87,7 @@ def test_docker_mounts_the_project_read_only(tmp_path, base_image):
         name = "p"
         [image]
         name = "{base_image}"
-        [[steps]]
-        name = "sneaky"
-        run = "echo x > undeclared.txt; echo ok > {{outputs}}"
-        outputs = ["out/ok"]
+        {SNEAKY}
         {PROFILES}
     """)
     done = repropack(root, "run", "--profile", "docker")
@@ -92,14 +97,7 @@ def test_docker_mounts_the_project_read_only(tmp_path, base_image):
 
 
 def test_host_reports_undeclared_files(tmp_path):
-    root = write_project(tmp_path / "p", """
-        [project]
-        name = "p"
-        [[steps]]
-        name = "sneaky"
-        run = "echo x > undeclared.txt; echo ok > {outputs}"
-        outputs = ["out/ok"]
-    """)
+    root = write_project(tmp_path / "p", '[project]\nname = "p"\n' + SNEAKY)
     done = repropack(root, "run", check=True)
     assert "undeclared.txt appeared in the project but no step declares it" in done.stderr
 
@@ -170,10 +168,7 @@ def test_apptainer_project_is_read_only_and_a_killed_runner_leaves_nothing(tmp_p
         name = "p"
         [image]
         name = "{base_image}"
-        [[steps]]
-        name = "sneaky"
-        run = "echo x > undeclared.txt; echo ok > {{outputs}}"
-        outputs = ["out/ok"]
+        {SNEAKY}
         [[steps]]
         name = "wait"
         run = "sleep 120; touch {{outputs}}"
