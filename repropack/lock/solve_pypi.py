@@ -3,9 +3,9 @@
 ``uv pip compile --python-version X --python-platform P --generate-hashes --only-binary
 :all:`` resolves for the locked Python and each target platform without needing that
 interpreter. Only the environment's declared ``indexes`` are used, with
-``--index-strategy first-index`` (each package comes from the first index that has it:
-no extra-index mixing, no dependency confusion); user and site uv configuration is
-ignored (``--no-config``). Only wheels are locked, so installing never builds anything.
+``--index-strategy first-index`` (each package comes from the first index, in manifest
+order, that has it: no extra-index mixing, no dependency confusion; see
+:func:`index_args`); user and site uv configuration is ignored (``--no-config``). Only wheels are locked, so installing never builds anything.
 
 Packages conda already provides: each conda package of the same platform is passed to
 uv as a constraint ``name==<conda version>`` (the conda name taken as the PyPI name) and
@@ -97,9 +97,7 @@ def compile_pylock(
         args = [uv_bin(), "pip", "compile", "requirements.in", "-o", "pylock.toml", "--no-header", "--no-config",
                 "--quiet", "--python-version", python, "--python-platform", PYTHON_PLATFORMS[platform],
                 "--generate-hashes", "--only-binary", ":all:", "--index-strategy", "first-index",
-                "--index-url", indexes[0]]
-        for extra in indexes[1:]:
-            args += ["--extra-index-url", extra]
+                *index_args(indexes)]
         constraints, excluded = _provided_args(provided or {})
         if constraints:
             (work / "conda-provided.txt").write_text("".join(f"{c}\n" for c in constraints))
@@ -114,6 +112,18 @@ def compile_pylock(
                              f"{list(requirements)}: {_uv_message(proc.stderr)}")
         text = (work / "pylock.toml").read_text(encoding="utf-8")
     return _URL.sub(lambda m: m.group(1) + strip_credentials(m.group(2)) + m.group(3), text)
+
+
+def index_args(indexes: Sequence[str]) -> list[str]:
+    """uv options that consult ``indexes`` in manifest order and nothing else.
+
+    uv ranks ``--extra-index-url`` above ``--index-url``, and ``--index`` entries above the
+    default index (PyPI unless ``--default-index`` replaces it), earlier ``--index`` first.
+    So every index but the last is an ``--index`` in order and the last is the default:
+    with ``first-index`` a name on a later index can never shadow an earlier one.
+    """
+    args = [arg for url in indexes[:-1] for arg in ("--index", url)]
+    return [*args, "--default-index", indexes[-1]]
 
 
 def _provided_args(provided: Mapping[str, str]) -> tuple[list[str], list[str]]:
