@@ -11,8 +11,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# The exit codes, one table: ``repropack --help`` and docs/cli.md show it (a test keeps all three equal).
+# A subclass inherits its parent's code; give one a new code only for a new row here.
+EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_MANIFEST = 3
+EXIT_LOCK = 4
+EXIT_RESOURCES = 5
+EXIT_BUSY = 6
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (EXIT_OK, "success"),
+    (EXIT_FAILURE, "a step, a verification, a download or a build failed"),
+    (EXIT_USAGE, "the command line is wrong (unknown option, step, profile or parameter)"),
+    (EXIT_MANIFEST, "repropack.toml is invalid or missing"),
+    (EXIT_LOCK, "repropack.lock is missing or stale (run `repropack lock`)"),
+    (EXIT_RESOURCES, "a step asks for more cpus, memory or gpus than the profile allows"),
+    (EXIT_BUSY, "another `repropack run` is active in this project"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C, SIGINT or SIGTERM); finished work is kept"),
+)
 
 
 class ReproError(Exception):
@@ -38,7 +57,7 @@ class UsageError(ReproError):
 class ManifestError(ReproError):
     """``repropack.toml`` is wrong; names the file, line:column and dotted key."""
 
-    exit_code = EXIT_USAGE
+    exit_code = EXIT_MANIFEST
 
     def __init__(
         self,
@@ -88,9 +107,9 @@ class LockError(ReproError):
 
 
 class StaleLockError(LockError):
-    """The lock does not match the manifest or was edited; names what changed."""
+    """The lock is missing, does not match the manifest or was edited; names what changed."""
 
-    exit_code = EXIT_USAGE
+    exit_code = EXIT_LOCK
 
 
 class SolveError(LockError):
@@ -154,10 +173,16 @@ class StepFailed(RunError):
         super().__init__(f"step {step} failed on {backend}: {failure}{where}")
 
 
+class ResourceRequestRefused(RunError):
+    """A step asks for more than its profile (or this machine) can ever give; nothing was run."""
+
+    exit_code = EXIT_RESOURCES
+
+
 class RunLocked(RunError):
     """Another ``repropack run`` is active in this project."""
 
-    exit_code = EXIT_USAGE
+    exit_code = EXIT_BUSY
 
 
 class VerifyError(ReproError):
@@ -181,7 +206,7 @@ class FormatVersionError(ReproError):
 class RunInterrupted(RunError):
     """The run was stopped by SIGINT/SIGTERM; finished instances are journaled."""
 
-    exit_code = 130
+    exit_code = EXIT_INTERRUPTED
 
 
 class BackendError(RunError):

@@ -14,6 +14,7 @@ import sys
 import click
 
 from repropack import __version__
+from repropack.errors import EXIT_CODES, EXIT_INTERRUPTED
 
 # command name -> (module under repropack.cli, one-line help shown by --help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -51,14 +52,21 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def exit_code_table() -> str:
+    """The exit codes for --help's epilog (\b keeps click from re-wrapping the rows)."""
+    rows = "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES)
+    return f"\b\nExit codes:\n{rows}"
+
+
+@click.group(cls=LazyGroup, epilog=exit_code_table(),
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="repropack")
 @click.option("--debug", is_flag=True, envvar="REPROPACK_DEBUG", help="Show full tracebacks for errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """Freeze a research workflow's software, build reproducible images, run it
-    anywhere (host, Docker, Apptainer, SLURM, AWS Batch) and publish it so that
-    anyone can rerun it and check the outputs file by file.
+    """Freeze a research workflow's software, build reproducible images and run
+    its steps on this machine: on the host, in Docker or in Apptainer, with
+    resume, retries and checksums that anyone can check file by file.
 
     \b
     Typical session:
@@ -67,6 +75,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
       repropack fetch           # download them into the verified cache
       repropack run             # run the steps; rerun skips finished work
       repropack build           # reproducible Docker image and SIF
+      repropack run --profile docker --no-resume   # the same steps again, in the image
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
@@ -82,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         status = cli.main(args=argv, prog_name="repropack", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
-        return 130
+        return EXIT_INTERRUPTED
     except click.exceptions.Exit as exit_:
         return exit_.exit_code
     except click.ClickException as exc:
@@ -90,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
-        return 130
+        return EXIT_INTERRUPTED
     except ReproError as exc:
         if debug:
             raise

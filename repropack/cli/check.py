@@ -17,7 +17,7 @@ from repropack.cli._options import echo_json, json_output, project_dir
 def command(directory: Path | None, project_dir: Path, as_json: bool) -> None:
     """Validate the manifest (DIR, else the project folder) and print every problem found.
 
-    Each problem is one line: FILE:LINE:COLUMN: KEY: MESSAGE. Exits 2 if there is any.
+    Each problem is one line: FILE:LINE:COLUMN: KEY: MESSAGE. Exits 3 if there is any.
     """
     from repropack.manifest.loader import check_manifest
 
@@ -34,7 +34,9 @@ def command(directory: Path | None, project_dir: Path, as_json: bool) -> None:
         click.echo(f"{_shown(manifest.path)}: ok ({summary['steps']} steps, {summary['instances']} instances, "
                    f"{summary['environments']} environments)")
     if errors:
-        raise click.exceptions.Exit(2)
+        from repropack.errors import EXIT_MANIFEST
+
+        raise click.exceptions.Exit(EXIT_MANIFEST)
 
 
 def problem_line(error) -> str:

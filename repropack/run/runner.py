@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from repropack.backends.base import Backend, JobHandle
-from repropack.errors import RunError, RunInterrupted, UsageError
+from repropack.errors import ResourceRequestRefused, RunError, RunInterrupted, UsageError
 from repropack.run import rundir
 from repropack.run.environments import Environments
 from repropack.run.journal import JOURNAL_NAME, Journal, compact, load_state, needs_compaction
@@ -171,7 +171,7 @@ class Runner:
                 problems.append(f"{inst.id} {why}")
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise RunError(f"step {problems[0]}{more}; nothing was run", hint="lower its resources or raise the profile's caps")
+            raise ResourceRequestRefused(f"step {problems[0]}{more}; nothing was run", hint="lower its resources or raise the profile's caps")
         for profile in {p.name: p for p in local}.values():
             if profile.backend != "local":
                 raise RunError(f"profile {profile.name!r}: the {profile.backend} backend is not available yet")

@@ -193,7 +193,7 @@ def test_stale_lock_is_refused(project, wheel_cache):
     manifest = project / "repropack.toml"
     manifest.write_text(manifest.read_text().replace("tabulate ==0.9.0", "tabulate ==0.8.10"))
     done = cli(project, "build", env=wheel_cache)
-    assert done.returncode == 2 and "stale" in done.stderr
+    assert done.returncode == 4 and "stale" in done.stderr
 
 
 def test_full_disk_during_export_leaves_nothing_tagged(project, wheel_cache, docker_client, monkeypatch):

@@ -36,7 +36,7 @@ def test_check_fails_on_edit_and_on_manifest_change(tmp_project, capfd):
     conda_lock = project / "locks/default/conda-lock.yml"
     conda_lock.write_text(conda_lock.read_text().replace("greet-data-1.1.0", "greet-data-1.0.0"))
     capfd.readouterr()
-    assert main(["lock", "--check", "-C", str(project)]) == 2
+    assert main(["lock", "--check", "-C", str(project)]) == 4
     err = capfd.readouterr().err
     assert err.startswith("error: ") and "locks/default/conda-lock.yml was edited" in err
     assert len(err.strip().splitlines()) == 1
@@ -44,7 +44,7 @@ def test_check_fails_on_edit_and_on_manifest_change(tmp_project, capfd):
     manifest = project / "repropack.toml"
     manifest.write_text(manifest.read_text().replace('"numpy >=1.26"]', '"numpy >=1.20"]'))
     capfd.readouterr()
-    assert main(["env", "create", "-C", str(project)]) == 2  # never relocks implicitly
+    assert main(["env", "create", "-C", str(project)]) == 4  # never relocks implicitly
     assert "environment default changed: conda (+'numpy >=1.20', -'numpy >=1.26')" in capfd.readouterr().err
 
 

@@ -153,7 +153,7 @@ def test_module_script_and_environment_are_part_of_every_use(example, env):
     toml = module / "module.toml"
     toml.write_text(toml.read_text().replace("tabulate ==0.9.0", "tabulate ==0.8.10"))
     stale = repropack(root, "run", env=env)
-    assert stale.returncode == 2
+    assert stale.returncode == 4
     assert "repropack.lock is stale: environment wordfreq.default changed" in stale.stderr
     repropack(root, "lock", check=True, env=env)
     lock = tomllib.loads((root / "repropack.lock").read_text())

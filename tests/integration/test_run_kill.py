@@ -71,10 +71,10 @@ def test_a_second_run_is_refused_while_one_is_active(tmp_path):
     first = start(root, "run", "-j", "1")
     assert _wait_for(lambda: (root / ".repropack/runs/latest").exists() and processes_with_marker(last_run_id(root)))
     second = repropack(root, "run")
-    assert second.returncode == 2
+    assert second.returncode == 6  # EXIT_BUSY (docs/cli.md)
     assert "another `repropack run` is active" in second.stderr
     clean = repropack(root, "clean")
-    assert clean.returncode == 2
+    assert clean.returncode == 6
     first.send_signal(signal.SIGINT)
     out, err = first.communicate(timeout=60)
     assert first.returncode == 130, err

@@ -32,7 +32,7 @@ def test_check_prints_every_problem_and_exits_2(tmp_path, capsys):
         outputs = ["../out.txt"]
         resources = { memory = "4 parsecs" }
     """))
-    assert main(["check", str(tmp_path)]) == 2
+    assert main(["check", str(tmp_path)]) == 3
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
     assert lines[0].endswith("repropack.toml:5:13: steps[0].run: placeholder {inputs} is inside single quotes; "
@@ -43,7 +43,7 @@ def test_check_prints_every_problem_and_exits_2(tmp_path, capsys):
 
 def test_check_json(tmp_path, capsys):
     (tmp_path / "repropack.toml").write_text('nam = 1\n[project]\nname = "x"\n')
-    assert main(["check", "--json", "-C", str(tmp_path)]) == 2
+    assert main(["check", "--json", "-C", str(tmp_path)]) == 3
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is False
     assert data["problems"] == [{
@@ -54,7 +54,7 @@ def test_check_json(tmp_path, capsys):
 
 
 def test_check_without_manifest(tmp_path, capsys):
-    assert main(["check", str(tmp_path)]) == 2
+    assert main(["check", str(tmp_path)]) == 3
     assert "no repropack.toml in" in capsys.readouterr().out
 
 
@@ -107,7 +107,7 @@ def test_init_from_requirements_and_pyproject(tmp_path):
 
 def test_init_from_a_bad_source_writes_nothing(tmp_path, capsys):
     (tmp_path / "requirements.txt").write_text("numpy >>1\n")
-    assert main(["init", "-C", str(tmp_path), "--from", str(tmp_path / "requirements.txt")]) == 2
+    assert main(["init", "-C", str(tmp_path), "--from", str(tmp_path / "requirements.txt")]) == 3
     assert "'numpy >>1' is not a PEP 508 requirement" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["requirements.txt"]
 

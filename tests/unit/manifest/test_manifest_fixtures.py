@@ -65,7 +65,7 @@ def test_fixture_refused_by_load_and_check_without_writing(project: Path, capsys
         assert f":{first.line}:" in str(first)
     if first.key is not None:
         assert f": {first.key}: " in str(first)
-    assert main(["check", str(project)]) == 2
+    assert main(["check", str(project)]) == 3
     out = capsys.readouterr()
     assert out.out.strip() or "no repropack.toml" in out.err
     assert snapshot(project) == before
