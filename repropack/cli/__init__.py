@@ -110,12 +110,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print_error(exc: Exception) -> None:
     from repropack.errors import ManifestErrors
+    from repropack.redact import Redactor, secret_values
 
+    redact = Redactor(secret_values())
     if isinstance(exc, ManifestErrors):
         for error in exc.errors:
-            click.echo(f"error: {error}", err=True)
+            click.echo(f"error: {redact(str(error))}", err=True)
         return
-    click.echo(f"error: {exc}", err=True)
+    click.echo(f"error: {redact(str(exc))}", err=True)
 
 
 def _entry() -> None:

@@ -64,17 +64,29 @@ def command(selector, attempt, stream, lines, project_dir):
     if chosen is None or not chosen.path.is_dir():
         raise UsageError(f"{iid}: no attempt directory under {path}")
     metrics = chosen.read_metrics()
+    redact = _redactor(root, path.parent.name)  # the step's files keep what it wrote; what we print is masked
     click.echo(f"== {iid} attempt {chosen.attempt}  ({chosen.path})")
     click.echo(f"exit code: {chosen.read_exit_code()}  failure: {metrics.get('failure')}  "
                f"wall: {metrics.get('wall')} s  cpu: {metrics.get('cpu')} s  peak rss: {metrics.get('peak_rss')} B")
     click.echo("-- script.sh")
-    click.echo(chosen.script.read_text(encoding="utf-8", errors="replace") if chosen.script.exists() else "(none)")
+    click.echo(redact(chosen.script.read_text(encoding="utf-8", errors="replace")) if chosen.script.exists() else "(none)")
     for name in ("stdout", "stderr"):
         if stream not in ("both", name):
             continue
         file = getattr(chosen, name)
         click.echo(f"-- {name}")
         if lines:
-            click.echo(tail(file, lines))
+            click.echo(redact(tail(file, lines)))
         elif file.exists():
-            click.echo(file.read_text(encoding="utf-8", errors="replace"), nl=False)
+            click.echo(redact(file.read_text(encoding="utf-8", errors="replace")), nl=False)
+
+
+def _redactor(root: Path, run_id: str):
+    """The redactor of the run that made the instance: its recorded digests, the manifest, the environment."""
+    from repropack.manifest import load_manifest_or_none
+    from repropack.redact import project_redactor
+    from repropack.run.journal import read_records
+    from repropack.run.runner import JOURNAL
+
+    run = next((r for r in read_records(root / JOURNAL, kinds=("run",)) if r.get("run") == run_id), {})
+    return project_redactor(load_manifest_or_none(root), digests=run.get("masks"))

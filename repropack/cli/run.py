@@ -38,10 +38,12 @@ def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, par
         _dry_run(manifest, dag, resume, as_json)
         return
     from repropack.cli._progress import RichEvents, make_events
+    from repropack.redact import project_redactor
     from repropack.run.runner import Runner, RunOptions
 
+    redact = project_redactor(manifest, overrides)  # knows the --param values: masks them in every line below
     options = RunOptions(profile=profile, jobs=jobs, resume=resume, keep_going=keep_going, offline=offline,
-                         argv=["repropack", "run", *sys.argv[2:]])
+                         argv=["repropack", "run", *sys.argv[2:]], redactor=redact)
     events = make_events(as_json)
     runner = Runner(manifest, dag, options, events)
     if isinstance(events, RichEvents):
@@ -64,7 +66,7 @@ def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, par
     if result.failed:
         first = result.failed[0]
         for failed in result.failed:
-            _print_failure(failed, Path(manifest.root))
+            _print_failure(failed, Path(manifest.root), redact)
         raise StepFailed(first.id, backend=first.backend or "local", job_id=first.job_id, exit_status=None,
                          failure=first.failure or "failed", log_tail="", run_dir=first.dir)
     if result.status != "ok":
@@ -98,12 +100,13 @@ def _dry_run(manifest, dag, resume: bool, as_json: bool) -> None:
     click.echo(f"{len(to_run)} to run, {len(decisions) - len(to_run)} up to date", err=True)
 
 
-def _print_failure(result, root: Path) -> None:
+def _print_failure(result, root: Path, redact) -> None:
     from repropack.run.rundir import InstanceDir, tail
 
-    click.echo(f"\nfailed: {result.id} ({result.failure}: {result.message}) after {result.attempts} attempt(s)", err=True)
+    click.echo(f"\nfailed: {result.id} ({result.failure}: {redact(result.message)}) after {result.attempts} attempt(s)",
+               err=True)
     if result.command:
-        click.echo(f"command: {result.command}", err=True)
+        click.echo(f"command: {redact(result.command)}", err=True)
     if result.dir is None:
         return
     last = InstanceDir(Path(result.dir)).last_attempt()
@@ -113,4 +116,4 @@ def _print_failure(result, root: Path) -> None:
         text = tail(path, 15)
         if text:
             click.echo(f"--- {name} (last lines; {path.relative_to(root) if path.is_relative_to(root) else path}) ---", err=True)
-            click.echo(text, err=True)
+            click.echo(redact(text), err=True)

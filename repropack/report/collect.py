@@ -30,7 +30,8 @@ from repropack.report.model import (
     Report,
     summarize_steps,
 )
-from repropack.report.redact import Redactor, secret_values
+from repropack.manifest import load_manifest_or_none
+from repropack.redact import Redactor, project_redactor
 
 LOG_LINES = 30
 LOG_BYTES = 16 << 10
@@ -46,10 +47,10 @@ def collect(root: Path, *, redactor: Redactor | None = None, log_lines: int = LO
     run, records, done_before = _last_run(read_records(root / JOURNAL))
     if run is None:
         raise UsageError(f"no run recorded in {root} yet (run `repropack run` first)")
-    redactor = redactor or Redactor(secret_values())
     running = is_locked(root)
     end_record = next((r for r in reversed(records) if r.get("t") == "end"), None)
-    manifest = _load_manifest(root)
+    manifest = load_manifest_or_none(root)
+    redactor = redactor or project_redactor(manifest, digests=run.get("masks"))
     report = Report(
         project=manifest.project.name if manifest is not None else root.name,
         run_id=run["run"],
@@ -58,7 +59,7 @@ def collect(root: Path, *, redactor: Redactor | None = None, log_lines: int = LO
         end=end_record.get("time") if end_record else None,
         host=str(run.get("host") or ""),
         profile=run.get("profile"),
-        argv=[redactor(str(a)) for a in run.get("argv") or []],
+        argv=redactor.argv(run.get("argv") or []),
         total=int(run.get("instances") or 0),
         generated=time.time(),
     )
@@ -153,18 +154,6 @@ def _end_attempt(inst: Instance, record: Mapping[str, Any]) -> None:
 
 def _step_of(iid: str) -> str:
     return iid.split("[", 1)[0]
-
-
-def _load_manifest(root: Path) -> Any | None:
-    """The project's manifest as it stands now; None when it no longer loads (the report still works)."""
-    from repropack.errors import ReproError
-
-    try:
-        from repropack.manifest import load_manifest
-
-        return load_manifest(root)
-    except (ReproError, OSError, ValueError):
-        return None
 
 
 def _expand_dag(manifest: Any, argv: Sequence[str]) -> Any | None:

@@ -335,6 +335,7 @@ class Executor(UnitMixin):
         from repropack.run.runner import retry_delay
 
         exit_code = status.exit_code if status else None
+        message = self.r.redactor(message)
         self.journal.append("attempt", id=inst.id, attempt=attempt, status="failed", failure=failure,
                             message=message, exit=exit_code, signal=status.signal if status else None,
                             metrics=metrics or {"requested": res.to_record(), "failure": failure})
@@ -352,6 +353,7 @@ class Executor(UnitMixin):
     def _fail(self, iid: str, failure: str, message: str, *, attempts: int, dir: Path | None = None,
               command: str = "", job_id: str | None = None) -> None:
         inst = self.dag.instances[iid]
+        message = self.r.redactor(message)
         self.journal.append("failed", id=iid, step=inst.step.name, failure=failure, message=message,
                             attempts=attempts, dir=os.path.relpath(dir, self.root) if dir else None)
         result = rundir_result(iid, "failed", failure=failure, message=message, attempts=attempts, dir=dir,

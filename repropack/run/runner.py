@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from repropack.backends.base import Backend, JobHandle
 from repropack.errors import ResourceRequestRefused, RunError, RunInterrupted, UsageError
+from repropack.redact import Redactor, project_redactor
 from repropack.run import rundir
 from repropack.run.environments import Environments
 from repropack.run.journal import JOURNAL_NAME, Journal, compact, load_state, needs_compaction
@@ -49,6 +50,7 @@ class RunOptions:
     max_backoff: float = 60.0
     offline: bool = False
     argv: Sequence[str] = ()
+    redactor: Redactor | None = None  # masks secrets in records; default: the project's (no --param values)
 
 
 @dataclass
@@ -135,6 +137,7 @@ class Runner:
         self.root = manifest.root.resolve()
         self.run_id = new_run_id()
         self.environments = Environments(manifest)
+        self.redactor = self.options.redactor or project_redactor(manifest)
         self.results: dict[str, InstanceResult] = {}
         self.active: dict[str, _Active] = {}
         self.stopping = False
@@ -224,8 +227,9 @@ class Runner:
         journal = Journal(journal_path, self.run_id)
         rundir.run_root(self.root, self.run_id).mkdir(parents=True, exist_ok=True)
         rundir.mark_latest(self.root, self.run_id)
-        info = {"run": self.run_id, "start": time.time(), "argv": list(self.options.argv), "host": socket.gethostname(),
-                "profile": self.options.profile, "pid": os.getpid(), "instances": len(self.dag.instances)}
+        info = {"run": self.run_id, "start": time.time(), "argv": self.redactor.argv(self.options.argv), "host": socket.gethostname(),
+                "profile": self.options.profile, "pid": os.getpid(), "instances": len(self.dag.instances),
+                "masks": self.redactor.digests()}  # so logs/report can mask this run's --param secrets later
         rundir.write_json(rundir.run_root(self.root, self.run_id) / "run.json", info)
         journal.append("run", **{k: v for k, v in info.items() if k != "run"})
         journal.flush()

@@ -4,7 +4,7 @@ import re
 from repropack.report import collect, render_html
 from repropack.report.html import MAX_BARS, _timeline_data, fmt_bytes, fmt_seconds
 from repropack.report.model import Attempt, Instance, Report
-from repropack.report.redact import Redactor
+from repropack.redact import Redactor
 
 EVIL = '</script><script>alert("x")</script><img src=x onerror=alert(1)>'
 
