@@ -227,7 +227,8 @@ class Runner:
         journal = Journal(journal_path, self.run_id)
         rundir.run_root(self.root, self.run_id).mkdir(parents=True, exist_ok=True)
         rundir.mark_latest(self.root, self.run_id)
-        info = {"run": self.run_id, "start": time.time(), "argv": self.redactor.argv(self.options.argv), "host": socket.gethostname(),
+        info = {"run": self.run_id, "start": time.time(), "argv": self.redactor.argv(self.options.argv),
+                "host": socket.gethostname(),
                 "profile": self.options.profile, "pid": os.getpid(), "instances": len(self.dag.instances),
                 "masks": self.redactor.digests()}  # so logs/report can mask this run's --param secrets later
         rundir.write_json(rundir.run_root(self.root, self.run_id) / "run.json", info)
