@@ -25,31 +25,41 @@ _FALSE = ("false", "0", "no", "off")
 class Pattern:
     """One path pattern with its parameters filled in."""
 
-    __slots__ = ("text", "pieces", "keys", "simple", "normalize", "_fmt")
+    __slots__ = ("text", "pieces", "keys", "simple", "normalize", "params", "_fmt")
 
     def __init__(self, pattern: str, texts: Mapping[str, str]):
         pieces: list[Any] = []
         keys: list[str] = []
+        params: dict[str, str] = {}
         self.normalize = False  # only parameter values can bring '//' or './' into a path
         for segment in ph.parse(pattern):
             if isinstance(segment, str):
                 pieces.append(segment)
             elif segment.name == "params":
-                pieces.append(texts[segment.attr or ""])
+                params[segment.attr or ""] = texts[segment.attr or ""]
+                pieces.append(params[segment.attr or ""])
                 self.normalize = True
             else:
                 pieces.append(ph.Placeholder(segment.name, None, None, 0))  # type: ignore[arg-type]
                 keys.append(segment.name)
         self.keys = tuple(keys)
-        # Literal text with placeholders spelled canonically: equal texts mean "the same files".
-        self.text = "".join(p if isinstance(p, str) else "{" + p.name + "}" for p in pieces)
+        self.params = params  # name -> text, for messages
+        # Literal text with placeholders spelled canonically: equal texts mean "the same files"
+        # (normalised, so "./out/{s}" from a parameter gathers what "out/{s}" writes).
+        text = "".join(p if isinstance(p, str) else "{" + p.name + "}" for p in pieces)
+        self.text = normalize_path(text) if self.normalize and not path_problem(text) else text
         self.pieces = tuple(pieces)
         self.simple = not keys
 
     def problem(self) -> str | None:
         """Why this pattern is not a safe project path once parameters are filled in."""
         probe = "".join(p if isinstance(p, str) else "x" for p in self.pieces)
-        return path_problem(probe)
+        return path_problem(probe) or (None if normalize_path(probe) else "is the project folder itself")
+
+    def shown(self) -> str:
+        """The pattern for a message, with the parameter values that made it."""
+        given = ", ".join(f"params.{n}={v!r}" for n, v in self.params.items())
+        return f"{self.text!r}" + (f" (with {given})" if given else "")
 
     def render(self, values: Mapping[str, str]) -> str:
         # str.format_map does the join in C: literal braces were doubled in `text`'s format twin.
@@ -72,6 +82,7 @@ class Pattern:
         clone.text = "".join(p if isinstance(p, str) else "{" + p.name + "}" for p in clone.pieces)
         clone.simple = not clone.keys
         clone.normalize = self.normalize
+        clone.params = self.params
         return clone
 
 

@@ -12,6 +12,7 @@ from repropack.manifest.placeholders import IDENTIFIER_RE, value_text
 from repropack.manifest.positions import KeyPath
 from repropack.manifest.units import UnitError, parse_bytes
 from repropack.manifest.validate import NAME_RE, Checker, normalize_path, path_problem, shown, type_name
+from repropack.paths import protected_problem
 
 TOP_KEYS = (
     "requires-repropack", "project", "environments", "channels", "image", "data", "params", "steps", "profiles",
@@ -208,8 +209,8 @@ def data_items(check: Checker, data: dict[str, Any]) -> dict[str, DataItem]:
         if path is None:
             check.error(key, "needs a url, a path, or both")
             continue
-        problem = path_problem(path)
-        if problem:
+        problem = path_problem(path) or protected_problem(normalize_path(path))
+        if problem:  # a fetch writes this path: it may not replace what repropack owns
             check.error(key + ("path",), f"{path!r} {problem}")
         out[name] = DataItem(name=name, path=normalize_path(path), sha256=sha, url=url)
     return out

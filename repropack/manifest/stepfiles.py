@@ -84,11 +84,23 @@ def check_foreach_values(check: Checker, key: KeyPath, foreach: Foreach, files, 
             continue
         for row_index, row in enumerate(foreach.rows):
             value = row[column]
-            if "/" in value or ".." in value or not value or "\n" in value or "\0" in value:
-                why = "is empty" if not value else "holds '/' or '..' or a control character"
+            why = value_problem(value)
+            if why:
                 check.error(key + ("foreach",) + _value_key(foreach, row_index, column),
                             f"value {value!r} of {name!r} {why}, and {{{name}}} is used in a path")
                 break
+
+
+def value_problem(value: str) -> str | None:
+    """Why a foreach value cannot stand for one path segment: it would move a file out of its place
+    (``out/{s}`` with ``.`` is the folder ``out`` itself, with ``a/b`` a file in another folder)."""
+    if not value:
+        return "is empty"
+    if value == ".":
+        return "is '.', which names the folder around it, not a file in it"
+    if "/" in value or ".." in value or any(c in value for c in "\0\n\r"):
+        return "holds '/' or '..' or a control character"
+    return None
 
 
 def _value_key(foreach: Foreach, row_index: int, column: int) -> KeyPath:

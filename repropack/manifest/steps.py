@@ -212,6 +212,8 @@ def _pattern(check: Checker, text: str, key: KeyPath, scope: Scope) -> str:
         check.error(key, f"{text!r} {problem}")
     elif text.endswith("/"):
         check.error(key, f"{text!r} names a folder; declare files")
+    elif not normalize_path(text):
+        check.error(key, f"{text!r} is the project folder itself; name a file or folder inside it")
     return normalize_path(text)
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
+from repropack import paths
 from repropack.errors import ManifestError
 from repropack.manifest.positions import KeyPath, Positions, format_key
 
@@ -122,25 +123,8 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
 
 
-def path_problem(path: str) -> str | None:
-    """Why a project-relative path is not acceptable, or None."""
-    if not path:
-        return "is empty"
-    if path.startswith("/") or path.startswith("~") or re.match(r"^[A-Za-z]:[\\/]", path):
-        return "is absolute; paths are relative to the project folder"
-    if "\\" in path:
-        return "holds a backslash; write paths with '/'"
-    if "\0" in path or "\n" in path:
-        return "holds a control character"
-    if ".." in PurePosixPath(path).parts:
-        return "escapes the project folder ('..'); paths stay inside the project"
-    return None
-
-
-def normalize_path(path: str) -> str:
-    """``./data//x.txt`` -> ``data/x.txt`` (one spelling per file, so producers and consumers match)."""
-    parts = [part for part in path.split("/") if part not in ("", ".")]
-    return "/".join(parts) + ("/" if path.endswith("/") and parts else "")
+path_problem = paths.path_problem  # the manifest's name for the shared rules
+normalize_path = paths.normalize
 
 
 def suggest(name: str, choices: Iterable[str]) -> str | None:

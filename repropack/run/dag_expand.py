@@ -17,6 +17,7 @@ from repropack.manifest.model import Manifest, Step
 from repropack.manifest.patterns import Pattern, apply_overrides, command_sources, instance_id, used_params
 from repropack.manifest.positions import KeyPath, format_key
 from repropack.manifest.stepfiles import spec_key
+from repropack.paths import is_normal, nested, normalize, path_problem, protected_problem
 from repropack.run.dag import CommandPlan, Dag, Instance
 
 
@@ -60,6 +61,7 @@ class Expansion:
     def run(self, check_only: bool = False) -> Dag:
         for info in self.infos:
             self._outputs(info)
+        self._nested()
         self._expectations()
         resolved = [self._inputs(info) for info in self.infos]
         self._pipes()
@@ -82,20 +84,46 @@ class Expansion:
     def _outputs(self, info: _StepInfo) -> None:
         step = info.step
         info.patterns = [Pattern(spec.pattern, self.texts) for spec in step.outputs]
+        reported: set[int] = set()  # one message per output entry, not one per instance
         for k, pattern in enumerate(info.patterns):
             problem = pattern.normalize and pattern.problem()
             if problem:
-                self.error(step, spec_key((), "outputs", k, step.outputs[k]), f"{pattern.text!r} {problem}")
+                reported.add(k)
+                self.error(step, spec_key((), "outputs", k, step.outputs[k]), f"{pattern.shown()} {problem}")
         producers = self.producers
-        reported: set[int] = set()  # one message per output entry, not one per instance
         for r, wildcards in enumerate(info.wildcards):
             paths = tuple(p.render(wildcards) for p in info.patterns)
             info.outputs.append(paths)
             for k, path in enumerate(paths):
+                if k in reported:
+                    continue
+                problem = _output_problem(path)
+                if problem:
+                    reported.add(k)
+                    self.error(step, spec_key((), "outputs", k, step.outputs[k]),
+                               _rendered(info.patterns[k], path, info.ids[r], problem))
+                    continue
                 other = producers.setdefault(path, (info.index, r))
-                if other != (info.index, r) and k not in reported:
+                if other != (info.index, r):
                     reported.add(k)
                     self._duplicate(info, k, path, other)
+
+    def _nested(self) -> None:
+        """A folder output and an output inside it: running one deletes or hides the other."""
+        reported: set[tuple[int, int]] = set()
+        for inner, outer in sorted(nested(self.producers)):
+            s, r = self.producers[inner]
+            info = self.infos[s]
+            k = info.outputs[r].index(inner)
+            if (s, k) in reported:
+                continue
+            reported.add((s, k))
+            o_s, o_r = self.producers[outer]
+            owner = f"step {self.infos[o_s].step.name!r}" if o_s != s else \
+                "the same instance" if o_r == r else f"another instance of this step ({info.ids[o_r]})"
+            self.error(info.step, spec_key((), "outputs", k, info.step.outputs[k]),
+                       f"{inner!r} ({info.ids[r]}) lies inside {outer!r}, an output of {owner}; "
+                       "a folder output and an output inside it cannot both be declared")
 
     def _duplicate(self, info: _StepInfo, k: int, path: str, other: tuple[int, int]) -> None:
         first = self.infos[other[0]]
@@ -127,7 +155,7 @@ class Expansion:
             key = spec_key((), "inputs", j, spec)
             problem = pattern.normalize and pattern.problem()
             if problem:
-                self.error(step, key, f"{pattern.text!r} {problem}")
+                self.error(step, key, f"{pattern.shown()} {problem}")
                 continue
             free = [k for k in dict.fromkeys(pattern.keys) if k not in info.keys]
             if free:
@@ -152,6 +180,10 @@ class Expansion:
         for r, wildcards in enumerate(info.wildcards):
             path = pattern.render(wildcards)
             out.append((path,))
+            problem = _input_problem(path)
+            if problem:
+                self.error(info.step, key, _rendered(pattern, path, info.ids[r], problem))
+                return out
             producer = producers.get(path)
             if producer is not None:
                 owner = self.infos[producer[0]]
@@ -324,6 +356,27 @@ class Expansion:
 
 
 _EMPTY_NAMED: Mapping[str, tuple[str, ...]] = MappingProxyType({})
+
+
+def _rendered(pattern: Pattern, path: str, instance: str, problem: str) -> str:
+    if pattern.simple and not pattern.params:
+        return f"{path!r} {problem}"
+    return f"{pattern.shown()} gives {path!r} for {instance}, which {problem}"
+
+
+def _output_problem(path: str) -> str | None:
+    """Why a rendered output path is unsafe; its spelling is checked first (the fast, common case)."""
+    if not is_normal(path):
+        return path_problem(path) or f"is spelled {normalize(path)!r} once normalised"
+    return protected_problem(path)
+
+
+def _input_problem(path: str) -> str | None:
+    if not is_normal(path):
+        return path_problem(path) or f"is spelled {normalize(path)!r} once normalised"
+    if path.split("/", 1)[0] == ".repropack":
+        return "lies inside repropack's state folder .repropack/"
+    return None
 
 
 def _named(outs: tuple[str, ...], names: tuple[str | None, ...]) -> Mapping[str, tuple[str, ...]]:
