@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from repropack.errors import EXIT_MANIFEST
 from runhelp import repropack, write_project
 from sentinel import changed, one_line_error, snapshot
 
@@ -30,14 +31,14 @@ def _project(tmp_path, step: str, files: dict[str, str] | None = None):
 
 
 def _refused(root, *args: str, where: str) -> str:
-    """``check`` and ``run`` both refuse (exit 2, one line per problem, naming ``where``); nothing changed."""
+    """``check`` and ``run`` both refuse (exit 3, one line per problem, naming ``where``); nothing changed."""
     before = snapshot(root)
     done = repropack(root, "check")
-    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.returncode == EXIT_MANIFEST, done.stdout + done.stderr
     assert where in done.stdout, done.stdout
     assert one_line_error(done.stderr) and "Traceback" not in done.stdout
     ran = repropack(root, "run", *args)
-    assert ran.returncode == 2, ran.stdout + ran.stderr
+    assert ran.returncode == EXIT_MANIFEST, ran.stdout + ran.stderr
     assert one_line_error(ran.stderr) and where in ran.stderr, ran.stderr
     assert not changed(before, snapshot(root)), changed(before, snapshot(root))
     assert not (root / ".repropack" / "journal.jsonl").exists()
@@ -112,7 +113,7 @@ run = "echo s > {outputs}"
     for value, said in ((".", "'f.txt'"), ("../up", "'..'"), ("/tmp", "absolute"), ("", "absolute"),
                         ("out/..", "'..'"), (".repropack", ".repropack/"), ("repropack.toml", "the manifest")):
         ran = repropack(root, "run", "--param", f"d={value}")
-        assert ran.returncode == 2 or value == ".", (value, ran.stderr)
+        assert ran.returncode == EXIT_MANIFEST or value == ".", (value, ran.stderr)
         if value == ".":  # ./f.txt is f.txt: a plain file in the project, allowed
             assert ran.returncode == 0, ran.stderr
             assert (root / "f.txt").read_text() == "s\n"
@@ -157,5 +158,5 @@ def test_defect01_dry_run_refuses_too(tmp_path):
     root = _project(tmp_path, 'foreach = { s = ["."] }\noutputs = ["out/{s}"]\n')
     for args in (("run", "--dry-run"), ("run", "--dry-run", "--json")):
         done = repropack(root, *args)
-        assert done.returncode == 2 and one_line_error(done.stderr), (args, done.stdout, done.stderr)
+        assert done.returncode == EXIT_MANIFEST and one_line_error(done.stderr), (args, done.stdout, done.stderr)
     json.loads(repropack(root, "check", "--json").stdout)  # still well-formed JSON with the problem
