@@ -21,7 +21,7 @@ from typing import Any
 
 from repropack.backends.base import JobResources
 from repropack.run.checksums import sha256_files
-from repropack.run.keys import files_digest
+from repropack.run.trees import tree_digest, tree_problem
 
 FIXED_ENV = {
     "LC_ALL": "C.UTF-8",
@@ -156,6 +156,7 @@ def collect_outputs(
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise OutputFailure("missing-output", f"the step exited 0 but did not write {missing[0]}{more}")
+    _refuse_links(root, plan, stats)
     is_dir = [stat.S_ISDIR(st.st_mode) for st in stats]
     files = [(w, st.st_size) for w, st, d in zip(plan.written, stats, is_dir) if not d]
     hexes = iter(sha256_files([base + w for w, _ in files], sizes=[size for _, size in files]))
@@ -178,9 +179,22 @@ def collect_outputs(
     return result
 
 
-def tree_digest(path: Path) -> str:
-    rels = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
-    return "tree:" + files_digest(dict(zip(rels, sha256_files([path / r for r in rels]))))
+def _refuse_links(root: Path, plan: OutputPlan, stats: list[os.stat_result]) -> None:
+    """An output is a regular file or a folder whose links stay inside it; checked before anything
+    is hashed (a link's target is never read) or moved. What a step left in place is removed."""
+    for final, written, st in zip(plan.final, plan.written, stats):
+        problem = None
+        if stat.S_ISLNK(st.st_mode):
+            problem = f"{final} is a symbolic link (to {os.readlink(root / written)!r}); an output must be a file " \
+                "or a folder, and repropack does not follow links"
+        elif stat.S_ISDIR(st.st_mode):
+            problem = tree_problem(root / written, final)
+        elif not stat.S_ISREG(st.st_mode):
+            raise OutputFailure("output-type", f"{final} is not a regular file or a folder")
+        if problem:
+            if plan.in_place:
+                _remove(root / written)
+            raise OutputFailure("output-link", problem)
 
 
 def _move(src: Path, dst: Path, *, is_dir: bool) -> None:

@@ -9,10 +9,14 @@ instance that runs first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
+from repropack.errors import RunError
+from repropack.paths import link_escape
 from repropack.run.environments import Environments
 from repropack.run.journal import JournalState
 from repropack.run.keys import FileHashCache, KeyParts, change_reasons, make_parts
@@ -145,3 +149,30 @@ def dry_run(planner: Planner) -> list[Decision]:
             if d.run:
                 will_run.add(d.instance_id)
     return [decided[iid] for iid in planner.dag.instances]
+
+
+def refuse_outside_links(root: Path, dag: Any, data_paths: Iterable[str] = ()) -> None:
+    """Before anything runs: no input, output or data path goes through a link leading outside
+    the project. An input may not be such a link itself (its content would be read from outside);
+    an output's own last component is not followed (it is replaced), only the folders above it."""
+    cache: dict[str, str | None] = {}
+    seen: set[tuple[str, bool]] = set()
+    for inst in dag.instances.values():
+        for kind, paths, last in (("input", inst.inputs, True), ("output", inst.outputs, False)):
+            for path in paths:
+                if (path, last) in seen:
+                    continue
+                seen.add((path, last))
+                _refuse(root, f"{inst.id}: {kind} {path}", path, cache, last)
+    for path in data_paths:
+        _refuse(root, f"[data] {path}", path, cache, False)
+
+
+def _refuse(root: Path, what: str, path: str, cache: dict[str, str | None], last: bool) -> None:
+    link = link_escape(root, path, cache, last=last)
+    if link is None:
+        return
+    target = os.readlink(root / link)
+    raise RunError(f"{what}: {link!r} is a symbolic link leading outside the project (to {target!r}); nothing was run",
+                   hint="repropack does not follow links out of the project: copy the files in, or declare them "
+                   "under [data]")

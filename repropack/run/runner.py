@@ -30,7 +30,7 @@ from repropack.run.environments import Environments
 from repropack.run.journal import JOURNAL_NAME, Journal, compact, load_state, needs_compaction
 from repropack.run.keys import FileHashCache
 from repropack.run.lock import ProjectLock
-from repropack.run.plan import Decision, Planner, dry_run
+from repropack.run.plan import Decision, Planner, dry_run, refuse_outside_links
 from repropack.run.scheduler import Demand, Scheduler, capacity
 from repropack.run.supervisor import LABEL_PROJECT, LABEL_RUN, Supervisor
 
@@ -123,6 +123,7 @@ def plan_run(manifest: Manifest, dag: Any, *, resume: bool = True) -> list[Decis
     root = manifest.root
     hashes = FileHashCache(root)
     state = load_state(root / JOURNAL, last_run=False)
+    refuse_outside_links(root, dag, (item.path for item in manifest.data.values()))
     decisions = dry_run(Planner(dag, state, hashes, Environments(manifest), resume=resume))
     hashes.save()
     return decisions
@@ -203,6 +204,7 @@ class Runner:
     # -- run -----------------------------------------------------------------------------
     def run(self) -> RunResult:
         scheduler = self._check_fit()
+        refuse_outside_links(self.root, self.dag, self._data_paths())
         lock = ProjectLock(self.root, self.run_id)
         lock.acquire()
         try:
