@@ -20,10 +20,13 @@ from repropack.cli._options import echo_json, json_output, offline, project_dir
 @click.option("--dry-run", is_flag=True, help="Print what would run and why; run nothing.")
 @click.option("--keep-going", is_flag=True, help="After a failure, go on with everything that does not depend on it.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a [params] value (repeatable).")
+@click.option("--rehash", is_flag=True,
+              help="Hash every input, source and output again instead of trusting the hash cache's file stamps.")
 @project_dir
 @json_output
 @offline
-def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, params, project_dir, as_json, offline):
+def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, params, rehash, project_dir, as_json,
+            offline):
     """Run STEP... (default: every step), in parallel where the DAG allows."""
     from repropack.errors import StepFailed, UsageError
     from repropack.manifest import load_manifest
@@ -35,7 +38,7 @@ def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, par
     if steps or from_ or until:
         dag = dag.select(targets=tuple(steps), from_=from_, until=until)
     if dry_run:
-        _dry_run(manifest, dag, resume, as_json)
+        _dry_run(manifest, dag, resume, as_json, profile=profile, rehash=rehash)
         return
     from repropack.cli._progress import RichEvents, make_events
     from repropack.redact import project_redactor
@@ -43,7 +46,7 @@ def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, par
 
     redact = project_redactor(manifest, overrides)  # knows the --param values: masks them in every line below
     options = RunOptions(profile=profile, jobs=jobs, resume=resume, keep_going=keep_going, offline=offline,
-                         argv=["repropack", "run", *sys.argv[2:]], redactor=redact)
+                         rehash=rehash, argv=["repropack", "run", *sys.argv[2:]], redactor=redact)
     events = make_events(as_json)
     runner = Runner(manifest, dag, options, events)
     if isinstance(events, RichEvents):
@@ -86,10 +89,10 @@ def _parse_params(pairs) -> dict[str, str]:
     return out
 
 
-def _dry_run(manifest, dag, resume: bool, as_json: bool) -> None:
+def _dry_run(manifest, dag, resume: bool, as_json: bool, *, profile: str | None, rehash: bool) -> None:
     from repropack.run.runner import plan_run
 
-    decisions = plan_run(manifest, dag, resume=resume)
+    decisions = plan_run(manifest, dag, resume=resume, profile=profile, rehash=rehash)
     to_run = [d for d in decisions if d.run]
     if as_json:
         echo_json({"to_run": [{"id": d.instance_id, "reasons": d.reasons} for d in to_run],

@@ -154,7 +154,8 @@ class Profile:
     cpus: int | None = None  # cap on what the run may use at once
     memory: int | None = None  # bytes
     max_jobs: int | None = None
-    env: tuple[str, ...] = ()  # caller's environment variables passed into steps
+    env: tuple[str, ...] = ()  # caller's environment variables passed into steps (env-keyed ones included)
+    env_keyed: tuple[str, ...] = ()  # of those, the ones whose values are part of cache keys (as digests)
     options: Mapping[str, Any] = field(default_factory=lambda: EMPTY)  # backend-specific (partition, account, queue, ...)
 
 

@@ -8,7 +8,6 @@ is a single join. This keeps a 100,000-instance expansion linear and cheap.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -120,28 +119,6 @@ def _typed(key: str, raw: str, default: Any) -> tuple[Any, str]:
             raise UsageError(f"--param {key}={raw}: expected a finite number")
         return value, raw.strip()
     return raw, raw
-
-
-def command_sources(step: Step, root: Path) -> tuple[str, ...]:
-    """The project files a command names literally (``python scripts/count.py ...``)."""
-    segments = ph.parse(step.run, shell=True)
-    marker = "\x00"
-    text = "".join(s if isinstance(s, str) else marker for s in segments)
-    try:
-        words = shlex.split(text, comments=True)
-    except ValueError:
-        return ()
-    found: dict[str, None] = {}
-    for word in words:
-        if marker in word:
-            continue
-        for candidate in (word, word.partition("=")[2]):
-            if not candidate or any(c in candidate for c in "$*?[<>|&;") or path_problem(candidate):
-                continue
-            rel = normalize_path(candidate)
-            if rel and (root / rel).is_file():
-                found[rel] = None
-    return tuple(found)
 
 
 def used_params(step: Step) -> tuple[str, ...]:

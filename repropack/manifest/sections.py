@@ -22,7 +22,7 @@ ENVIRONMENT_KEYS = ("python", "channels", "conda", "pip", "indexes", "platforms"
 IMAGE_KEYS = ("base", "name", "workdir", "user")
 DATA_KEYS = ("url", "path", "sha256")
 PARAM_KEYS = ("default", "description")
-PROFILE_KEYS = ("backend", "runtime", "apptainer-flags", "docker-flags", "cpus", "memory", "max-jobs", "env")
+PROFILE_KEYS = ("backend", "runtime", "apptainer-flags", "docker-flags", "cpus", "memory", "max-jobs", "env", "env-keyed")
 BACKEND_OPTIONS = {
     "local": (),
     "slurm": ("partition", "account", "qos", "sbatch-args", "reservation", "constraint"),
@@ -257,6 +257,16 @@ def profiles(check: Checker, data: dict[str, Any]) -> dict[str, Profile]:
     return out
 
 
+def _env_names(check: Checker, table: dict[str, Any], option: str, key: KeyPath) -> tuple[str, ...]:
+    names = check.strings(table, option, key)
+    for i, var in enumerate(names):
+        if not ENV_VAR_RE.match(var):
+            check.error(key + (option, i), f"{var!r} is not an environment variable name")
+        elif var in names[:i]:
+            check.error(key + (option, i), f"{var!r} is listed twice")
+    return names
+
+
 def profile(check: Checker, name: str, table: dict[str, Any], key: KeyPath) -> Profile:
     backend = check.string(table, "backend", key) or "local"
     if backend not in BACKENDS:
@@ -280,10 +290,8 @@ def profile(check: Checker, name: str, table: dict[str, Any], key: KeyPath) -> P
             memory = parse_bytes(table["memory"])
         except UnitError as exc:
             check.error(key + ("memory",), str(exc))
-    env = check.strings(table, "env", key)
-    for i, var in enumerate(env):
-        if not ENV_VAR_RE.match(var):
-            check.error(key + ("env", i), f"{var!r} is not an environment variable name")
+    env = _env_names(check, table, "env", key)
+    env_keyed = _env_names(check, table, "env-keyed", key)
     opts: dict[str, Any] = {}
     for option in options:
         if option == "sbatch-args":
@@ -299,6 +307,7 @@ def profile(check: Checker, name: str, table: dict[str, Any], key: KeyPath) -> P
         cpus=check.integer(table, "cpus", key, minimum=1),
         memory=memory,
         max_jobs=check.integer(table, "max-jobs", key, minimum=1),
-        env=env,
+        env=tuple(dict.fromkeys(env + env_keyed)),  # env-keyed variables are passed too
+        env_keyed=env_keyed,
         options=MappingProxyType({k: v for k, v in opts.items() if v is not None}),
     )

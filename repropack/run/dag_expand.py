@@ -14,7 +14,8 @@ from types import MappingProxyType
 from repropack.errors import ManifestError, ManifestErrors
 from repropack.manifest import placeholders as ph
 from repropack.manifest.model import Manifest, Step
-from repropack.manifest.patterns import Pattern, apply_overrides, command_sources, instance_id, used_params
+from repropack.manifest.cmdsources import command_sources
+from repropack.manifest.patterns import Pattern, apply_overrides, instance_id, used_params
 from repropack.manifest.positions import KeyPath, format_key
 from repropack.manifest.stepfiles import spec_key
 from repropack.paths import is_normal, nested, normalize, path_problem, protected_problem

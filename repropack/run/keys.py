@@ -1,15 +1,19 @@
 """Cache keys of step instances and the file-hash cache behind them.
 
-A key is a versioned hash (``KEY_SCHEME``) over canonical JSON of five parts:
-the instance's expanded command with project-relative paths (``key_material``),
-its environment's lock hash, the content hashes of its inputs and of its
-sources, and its parameters. Nothing in it depends on where the project lives,
-on timestamps or on inodes, so moving, copying or touching the project keeps
-every key.
+A key (scheme ``KEY_SCHEME``, written ``k2:<sha256>``) is a hash over canonical JSON of
+everything that reaches the step: the instance's expanded command with project-relative
+paths (``key_material``), its environment's lock hash, the content hashes of its inputs and
+of its sources, the input paths **in order** (they reach the step through ``{inputs:list}``
+too), the output paths in order, its parameters, the cpus it is given (they reach it as
+``OMP_NUM_THREADS`` and the like) and keyed digests of the profile's ``env-keyed``
+variables. Nothing in it depends on where the project lives, on timestamps or on inodes, so
+moving, copying or touching the project keeps every key.
 
 Content hashes are cached in ``.repropack/cache/filehash.json`` by
-project-relative path, size, mtime_ns and inode: an unchanged file is not read
-again, and a moved or touched file is rehashed (once) to the same digest.
+project-relative path, size, mtime_ns, inode and ctime_ns: an unchanged file is not read
+again, and a moved or touched file is rehashed (once) to the same digest. ``ctime`` cannot
+be set back by a user, so an edit that keeps the size and restores the mtime is seen too.
+``rehash=True`` (``run --rehash``) trusts no stamp recorded before this run.
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from typing import Any
 
 from repropack.run.checksums import sha256_files
 
-KEY_SCHEME = 1
-CACHE_VERSION = 1
+KEY_SCHEME = 2
+CACHE_VERSION = 2  # 2: entries are [size, mtime_ns, inode, ctime_ns, digest]
 # Per-file digests are kept in a record only up to this many files; beyond, the
 # aggregate alone (a 100,000-input gather would otherwise bloat the journal).
 DETAIL_LIMIT = 1000
@@ -38,6 +42,16 @@ def canonical(value: Any) -> str:
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def scheme_of(key: Any) -> str:
+    """``k1`` of ``k1:...``: the key scheme a recorded key was made with ("" if none)."""
+    return key.split(":", 1)[0] if isinstance(key, str) and ":" in key else ""
+
+
+def sequence_digest(paths: Iterable[str]) -> str:
+    """One digest over paths in their order (the order reaches the step)."""
+    return sha256_text("\0".join(paths))
 
 
 def files_digest(digests: Mapping[str, str]) -> str:
@@ -58,28 +72,23 @@ class KeyParts:
     inputs: str  # files_digest of the inputs
     sources: str
     params: str  # sha256 of canonical params
+    order: str = ""  # sequence_digest of the input paths in the instance's order
+    outputs: str = ""  # sequence_digest of the output paths
+    cpus: int = 1  # what the step is given (thread variables, {resources.cpus})
+    env: Mapping[str, str] = field(default_factory=dict)  # env-keyed name -> keyed digest, never a value
     files: Mapping[str, str] = field(default_factory=dict)  # per-file digests (inputs + sources) when small
 
     @functools.cached_property
     def key(self) -> str:  # asked for by the planner, the instance record and the journal: computed once
-        body = {
-            "scheme": KEY_SCHEME,
-            "command": self.command,
-            "environment": self.environment,
-            "inputs": self.inputs,
-            "sources": self.sources,
-            "params": self.params,
-        }
-        return f"k{KEY_SCHEME}:" + sha256_text(canonical(body))
+        return f"k{KEY_SCHEME}:" + sha256_text(canonical({"scheme": KEY_SCHEME, **self._body()}))
+
+    def _body(self) -> dict[str, Any]:
+        return {"command": self.command, "environment": self.environment, "inputs": self.inputs,
+                "sources": self.sources, "params": self.params, "order": self.order, "outputs": self.outputs,
+                "cpus": self.cpus, "env": dict(self.env)}
 
     def to_record(self) -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "command": self.command,
-            "environment": self.environment,
-            "inputs": self.inputs,
-            "sources": self.sources,
-            "params": self.params,
-        }
+        record = self._body()
         if self.files:
             record["files"] = dict(self.files)
         return record
@@ -92,7 +101,12 @@ def make_parts(
     inputs: Mapping[str, str],
     sources: Mapping[str, str],
     params: Mapping[str, Any],
+    order: Iterable[str] = (),
+    outputs: Iterable[str] = (),
+    cpus: int = 1,
+    env: Mapping[str, str] | None = None,
 ) -> KeyParts:
+    """`inputs` maps each input to its digest; `order` is the inputs' paths as the step gets them."""
     files: dict[str, str] = {}
     if len(inputs) + len(sources) <= DETAIL_LIMIT:
         files = {**inputs, **sources}
@@ -102,6 +116,10 @@ def make_parts(
         inputs=files_digest(inputs),
         sources=files_digest(sources),
         params=_params_digest(params),
+        order=sequence_digest(order),
+        outputs=sequence_digest(outputs),
+        cpus=cpus,
+        env=dict(env or {}),
         files=files,
     )
 
@@ -128,6 +146,8 @@ def change_reasons(old: Mapping[str, Any] | None, new: KeyParts) -> list[str]:
     """Why an instance with recorded parts `old` must run again, in words."""
     if not old:
         return ["new"]
+    if not isinstance(old, Mapping):  # a damaged record: say so rather than guess
+        return ["changed key (its recorded parts are unreadable)"]
     reasons: list[str] = []
     if old.get("command") != new.command:
         reasons.append("changed command")
@@ -137,8 +157,17 @@ def change_reasons(old: Mapping[str, Any] | None, new: KeyParts) -> list[str]:
         if old.get(part) != getattr(new, part):
             changed = _changed_files(old.get("files") or {}, new.files, label)
             reasons.extend(changed or [f"changed {label}"])
+    if old.get("inputs") == new.inputs and old.get("order") != new.order:
+        reasons.append("changed input order")
+    if old.get("outputs") != new.outputs:
+        reasons.append("changed outputs")
     if old.get("params") != new.params:
         reasons.append("changed params")
+    if old.get("cpus") != new.cpus:
+        reasons.append("changed cpus")
+    old_env = old.get("env") if isinstance(old.get("env"), Mapping) else {}
+    reasons.extend(f"changed env {name}" for name in sorted(set(old_env) | set(new.env))
+                   if old_env.get(name) != new.env.get(name))
     return reasons
 
 
@@ -153,14 +182,18 @@ def _changed_files(old: Mapping[str, str], new: Mapping[str, str], label: str) -
 
 
 class FileHashCache:
-    """Content digests of project files, keyed by (path, size, mtime_ns, inode)."""
+    """Content digests of project files, keyed by (path, size, mtime_ns, inode, ctime_ns).
 
-    def __init__(self, root: Path, store: Path | None = None):
+    With ``rehash``, only digests computed by this process are trusted: every file is read once.
+    """
+
+    def __init__(self, root: Path, store: Path | None = None, *, rehash: bool = False):
         self.root = Path(root)
         self.store = store if store is not None else self.root / ".repropack" / "cache" / "filehash.json"
         self._prefix = str(self.root) + os.sep
         self._entries: dict[str, list[Any]] = {}
         self._dirty = False
+        self._fresh: set[str] | None = set() if rehash else None
         self._load()
 
     def _load(self) -> None:
@@ -173,7 +206,7 @@ class FileHashCache:
 
     @staticmethod
     def _stamp(st: os.stat_result) -> list[int]:
-        return [st.st_size, st.st_mtime_ns, st.st_ino]
+        return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
 
     def lookup(self, rel: str) -> tuple[str | None, os.stat_result | None]:
         """(digest if cached and unchanged, stat) — stat None when the file is missing."""
@@ -183,8 +216,9 @@ class FileHashCache:
             return None, None
         entry = self._entries.get(rel)
         if (entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns
-                and entry[2] == st.st_ino):
-            return entry[3], st
+                and entry[2] == st.st_ino and entry[3] == st.st_ctime_ns
+                and (self._fresh is None or rel in self._fresh)):
+            return entry[4], st
         return None, st
 
     def digests(self, rels: Iterable[str], *, missing_ok: bool = False) -> dict[str, str]:
@@ -206,7 +240,7 @@ class FileHashCache:
         if todo:
             hexes = sha256_files([self.root / rel for rel, _ in todo])
             for (rel, st), hexdigest in zip(todo, hexes):
-                self.remember(rel, hexdigest, st)
+                self._store(rel, hexdigest, st)
                 result[rel] = hexdigest
         return result
 
@@ -214,10 +248,24 @@ class FileHashCache:
         return self.digests([rel], missing_ok=True).get(rel)
 
     def remember(self, rel: str, hexdigest: str, st: os.stat_result | None = None) -> None:
-        """Record a digest we computed ourselves (outputs hashed right after a step)."""
-        if st is None:
-            st = os.stat(self.root / rel)
+        """Record a digest we computed ourselves (outputs hashed right after a step).
+
+        ``st`` is the stat the digest was computed under; a fresh stat replaces it when only its
+        ctime differs (a rename into place changes the ctime, not the content).
+        """
+        try:
+            now: os.stat_result | None = os.stat(self._prefix + rel)
+        except OSError:
+            now = None
+        if now is not None and (st is None or self._stamp(now)[:3] == self._stamp(st)[:3]):
+            st = now
+        if st is not None:
+            self._store(rel, hexdigest, st)
+
+    def _store(self, rel: str, hexdigest: str, st: os.stat_result) -> None:
         self._entries[rel] = [*self._stamp(st), hexdigest]
+        if self._fresh is not None:
+            self._fresh.add(rel)
         self._dirty = True
 
     def forget_missing(self) -> None:

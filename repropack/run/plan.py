@@ -4,22 +4,23 @@ An instance is skipped when the journal holds a ``done`` record with the same
 key and every recorded output still has its recorded digest. Otherwise the
 reasons are named: new, changed command, changed environment, changed input,
 changed source, changed params, output missing or modified, or an upstream
-instance that runs first.
+instance that runs first. A record made under an older key scheme reruns once, saying so.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from repropack.errors import RunError
 from repropack.paths import link_escape
+from repropack.run.attempt import resources_for
 from repropack.run.environments import Environments
 from repropack.run.journal import JournalState
-from repropack.run.keys import FileHashCache, KeyParts, change_reasons, make_parts
+from repropack.run.keys import KEY_SCHEME, FileHashCache, KeyParts, change_reasons, make_parts, scheme_of
 
 
 @dataclass
@@ -40,12 +41,14 @@ class Planner:
         environments: Environments,
         *,
         resume: bool = True,
+        keyed_env: Callable[[Any], Mapping[str, str]] | None = None,
     ):
         self.dag = dag
         self.state = state
         self.hashes = hashes
         self.environments = environments
         self.resume = resume
+        self.keyed_env = keyed_env or (lambda inst: {})
 
     def parts(self, inst: Any, pipe_keys: Mapping[str, str] | None = None) -> tuple[KeyParts | None, list[str]]:
         """The key parts of an instance, or (None, missing inputs) when some input is absent.
@@ -67,6 +70,10 @@ class Planner:
             inputs=inputs,
             sources=sources,
             params=inst.params,
+            order=inst.inputs,
+            outputs=inst.outputs,
+            cpus=resources_for(inst.step, 1).cpus,
+            env=self.keyed_env(inst),
         )
         return parts, []
 
@@ -87,6 +94,9 @@ class Planner:
         old = self.state.done.get(inst.id)
         if old is None:
             return Decision(inst.id, True, ["new"], parts)
+        scheme = scheme_of(old.get("key"))
+        if scheme != f"k{KEY_SCHEME}":  # an older repropack's record: its parts mean other things
+            return Decision(inst.id, True, [f"cache key scheme changed ({scheme or 'none'} -> k{KEY_SCHEME})"], parts)
         if old.get("key") != parts.key:
             return Decision(inst.id, True, change_reasons(old.get("parts"), parts), parts)
         changed = self.changed_outputs(inst, old.get("outputs") or {})

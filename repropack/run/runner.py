@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from repropack.backends.base import Backend, JobHandle
-from repropack.errors import ResourceRequestRefused, RunError, RunInterrupted, UsageError
+from repropack.errors import ResourceRequestRefused, RunError, RunInterrupted
 from repropack.redact import Redactor, project_redactor
 from repropack.run import rundir
 from repropack.run.environments import Environments
@@ -31,6 +31,7 @@ from repropack.run.journal import JOURNAL_NAME, Journal, compact, load_state, ne
 from repropack.run.keys import FileHashCache
 from repropack.run.lock import ProjectLock
 from repropack.run.plan import Decision, Planner, dry_run, refuse_outside_links
+from repropack.run.profiles import Profiles, keyed_env
 from repropack.run.scheduler import Demand, Scheduler, capacity
 from repropack.run.supervisor import LABEL_PROJECT, LABEL_RUN, Supervisor
 
@@ -49,6 +50,7 @@ class RunOptions:
     retry_backoff: float = 1.0  # seconds before the 2nd attempt, doubling each time
     max_backoff: float = 60.0
     offline: bool = False
+    rehash: bool = False  # trust no recorded file stamp: hash every input, source and output again
     argv: Sequence[str] = ()
     redactor: Redactor | None = None  # masks secrets in records; default: the project's (no --param values)
 
@@ -118,13 +120,16 @@ def project_label(root: Path) -> str:
     return hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:16]
 
 
-def plan_run(manifest: Manifest, dag: Any, *, resume: bool = True) -> list[Decision]:
-    """What ``run`` would do now and why (no lock taken, nothing written but the hash cache)."""
+def plan_run(manifest: Manifest, dag: Any, *, resume: bool = True, profile: str | None = None,
+             rehash: bool = False) -> list[Decision]:
+    """What ``run`` would do now and why (no lock taken, nothing written but the hash cache
+    and, on first need, the project's env key)."""
     root = manifest.root
-    hashes = FileHashCache(root)
+    hashes = FileHashCache(root, rehash=rehash)
     state = load_state(root / JOURNAL, last_run=False)
     refuse_outside_links(root, dag, (item.path for item in manifest.data.values()))
-    decisions = dry_run(Planner(dag, state, hashes, Environments(manifest), resume=resume))
+    keyed = keyed_env(root, Profiles(manifest, profile))
+    decisions = dry_run(Planner(dag, state, hashes, Environments(manifest), resume=resume, keyed_env=keyed))
     hashes.save()
     return decisions
 
@@ -144,19 +149,13 @@ class Runner:
         self.stopping = False
         self.interrupts = 0
         self._delayed: list[tuple[float, str, int]] = []
-        self._profiles: dict[str, Profile] = {}
+        self._profiles = Profiles(manifest, self.options.profile)
         self._backends: dict[str, Backend] = {}
         self._labels: dict[str, str] | None = None
 
     # -- set-up --------------------------------------------------------------------------
     def profile_for(self, inst: Any) -> Profile:
-        name = inst.step.profile or self.options.profile
-        if name not in self._profiles:
-            if name is not None and name not in self.manifest.profiles:
-                known = ", ".join(sorted(self.manifest.profiles)) or "none defined"
-                raise UsageError(f"unknown profile {name!r} (profiles: {known})")
-            self._profiles[name or ""] = self.manifest.profile(name)
-        return self._profiles[name or ""]
+        return self._profiles.for_instance(inst)
 
     def _check_fit(self) -> Scheduler:
         local = [self.profile_for(i) for i in self.dag.instances.values()]
@@ -216,7 +215,7 @@ class Runner:
         from repropack.run.data import fetch_data
         from repropack.run.execute import Executor
 
-        hashes = FileHashCache(self.root)
+        hashes = FileHashCache(self.root, rehash=self.options.rehash)
         journal_path = self.root / JOURNAL
         state = load_state(journal_path, last_run=False)
         if needs_compaction(journal_path, len(state.done)):
@@ -236,7 +235,8 @@ class Runner:
         rundir.write_json(rundir.run_root(self.root, self.run_id) / "run.json", info)
         journal.append("run", **{k: v for k, v in info.items() if k != "run"})
         journal.flush()
-        planner = Planner(self.dag, state, hashes, self.environments, resume=self.options.resume)
+        planner = Planner(self.dag, state, hashes, self.environments, resume=self.options.resume,
+                          keyed_env=keyed_env(self.root, self._profiles))
         executor = Executor(self, planner, journal, hashes, scheduler, supervisor)
         previous = _install_signals(self._on_signal)
         status = "failed"

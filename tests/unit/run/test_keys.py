@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 
@@ -25,6 +26,28 @@ def test_every_part_changes_the_key():
     assert _parts(inputs={"a": "3" * 64}).key != base
     assert _parts(sources={"s.py": "3" * 64}).key != base
     assert _parts(params={"x": 2}).key != base
+    assert _parts(order=["a"]).key != base
+    assert _parts(outputs=["b"]).key != base
+    assert _parts(cpus=2).key != base
+    assert _parts(env={"FOO": "hmac-sha256:" + "0" * 64}).key != base
+
+
+def test_defect04_input_order_and_outputs_are_in_the_key():
+    two = {"a": "1" * 64, "b": "2" * 64}
+    ab, ba = _parts(inputs=two, order=["a", "b"]), _parts(inputs=two, order=["b", "a"])
+    assert ab.key != ba.key
+    assert change_reasons(ab.to_record(), ba) == ["changed input order"]
+    assert _parts(inputs=two, order=["a", "a", "b"]).key != ab.key  # a repeated input reaches the list twice
+    one, other = _parts(outputs=["x", "y"]), _parts(outputs=["y", "x"])
+    assert one.key != other.key and change_reasons(one.to_record(), other) == ["changed outputs"]
+    assert change_reasons(_parts(cpus=1).to_record(), _parts(cpus=4)) == ["changed cpus"]
+
+
+def test_defect12_env_digests_are_in_the_key_and_named_in_reasons():
+    old = _parts(env={"A": "hmac-sha256:1", "B": "unset"}).to_record()
+    new = _parts(env={"A": "hmac-sha256:2", "B": "unset", "C": "unset"})
+    assert change_reasons(old, new) == ["changed env A", "changed env C"]
+    assert change_reasons({**old, "env": "garbage"}, new) == ["changed env A", "changed env B", "changed env C"]
 
 
 def test_change_reasons_name_what_changed():
@@ -36,6 +59,12 @@ def test_change_reasons_name_what_changed():
     assert change_reasons(old, _parts(sources={"s.py": "9" * 64})) == ["changed source s.py"]
     assert change_reasons(old, _parts(params={"x": 5})) == ["changed params"]
     assert change_reasons(old, _parts()) == []
+
+
+def test_scheme_of_recorded_keys():
+    assert keys.scheme_of("k1:abc") == "k1"
+    assert keys.scheme_of(_parts().key) == f"k{keys.KEY_SCHEME}"
+    assert keys.scheme_of(None) == keys.scheme_of("abc") == keys.scheme_of(5) == ""
 
 
 def test_large_input_sets_keep_only_the_aggregate():
@@ -110,3 +139,48 @@ def test_damaged_cache_file_is_ignored(tmp_path):
     store.parent.mkdir(parents=True)
     store.write_text("{not json")
     assert FileHashCache(tmp_path).digest("x") is not None
+
+
+def test_defect12_same_size_edit_with_mtime_restored_is_rehashed(tmp_path):
+    path = tmp_path / "x"
+    path.write_text("aaaa")
+    cache = FileHashCache(tmp_path)
+    first = cache.digest("x")
+    st = os.stat(path)
+    with open(path, "r+b") as handle:
+        handle.write(b"bbbb")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(path).st_ino == st.st_ino and os.stat(path).st_mtime_ns == st.st_mtime_ns
+    assert cache.digest("x") != first  # the ctime moved: the stamp no longer matches
+
+
+def test_defect12_rehash_trusts_only_digests_of_this_process(tmp_path, monkeypatch):
+    (tmp_path / "x").write_text("one")
+    cache = FileHashCache(tmp_path)
+    cache.digest("x")
+    cache.save()
+    counter = CountingHash(monkeypatch)
+    assert FileHashCache(tmp_path).digest("x") and counter.calls == 0
+    rehash = FileHashCache(tmp_path, rehash=True)
+    rehash.digest("x")
+    rehash.digest("x")
+    assert counter.calls == 1  # read again once, then trusted for the rest of the run
+
+
+def test_remember_takes_the_ctime_of_a_renamed_output(tmp_path, monkeypatch):
+    (tmp_path / "tmp").write_text("out")
+    before = os.stat(tmp_path / "tmp")
+    os.replace(tmp_path / "tmp", tmp_path / "out")
+    cache = FileHashCache(tmp_path)
+    cache.remember("out", "f" * 64, before)
+    counter = CountingHash(monkeypatch)
+    assert cache.digest("out") == "f" * 64 and counter.calls == 0
+
+
+def test_a_cache_of_the_old_format_costs_one_rehash(tmp_path):
+    (tmp_path / "x").write_text("one")
+    st = os.stat(tmp_path / "x")
+    store = tmp_path / ".repropack" / "cache" / "filehash.json"
+    store.parent.mkdir(parents=True)
+    store.write_text(json.dumps({"version": 1, "entries": {"x": [st.st_size, st.st_mtime_ns, st.st_ino, "0" * 64]}}))
+    assert FileHashCache(tmp_path).digest("x") != "0" * 64
