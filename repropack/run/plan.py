@@ -114,6 +114,8 @@ class Planner:
                 reasons.append(f"output {path} missing")
             elif recorded.get(path) != digest:
                 reasons.append(f"output {path} modified")
+            elif path in inst.step.expect and inst.step.expect[path].split(":", 1)[-1] != digest:
+                reasons.append(f"output {path} does not match its expect digest")  # expect added since
         return reasons
 
 

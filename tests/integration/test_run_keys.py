@@ -185,7 +185,7 @@ def test_defect12_env_keyed_is_checked_like_every_key(tmp_path):
     """
     root = write_project(tmp_path / "p", bad)
     done = repropack(root, "check")
-    assert done.returncode == 2
+    assert done.returncode == 3  # an invalid manifest
     lines = done.stdout.splitlines() + done.stderr.splitlines()
     assert any("profiles.local.env-keyd" in x and "did you mean 'env-keyed'" in x for x in lines), lines
     assert any("profiles.other.env-keyed[1]" in x and "'1BAD' is not an environment variable name" in x
@@ -264,3 +264,21 @@ def test_defect12_source_after_cd_is_detected(tmp_path):
     repropack(root, "run", check=True)
     assert (root / "a.txt").read_text() == "two\n"
     assert (root / "b.txt").read_text() == "b2\n"
+
+
+def test_defect04_an_expect_added_later_is_checked_not_skipped(tmp_path):
+    manifest = """\
+    [project]
+    name = "expect"
+    [[steps]]
+    name = "make"
+    run = "echo made > {{outputs}}"
+    outputs = ["made.txt"]
+    {expect}
+    """
+    root = write_project(tmp_path / "p", manifest.format(expect=""))
+    repropack(root, "run", check=True)
+    write_project(root, manifest.format(expect='expect = { "made.txt" = "sha256:' + "0" * 64 + '" }'))
+    assert _reasons(root) == {"make": ["output made.txt does not match its expect digest"]}
+    done = repropack(root, "run", "--json")
+    assert done.returncode != 0 and json.loads(done.stdout)["instances"]["make"]["failure"] == "expect"
