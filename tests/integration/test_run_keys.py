@@ -193,37 +193,41 @@ def test_defect12_env_keyed_is_checked_like_every_key(tmp_path):
     assert any("profiles.other.env-keyed[2]" in x and "'FOO' is listed twice" in x for x in lines), lines
 
 
+COPY = """\
+[project]
+name = "copy"
+[[steps]]
+name = "copy"
+run = "cat {inputs} > {outputs}"
+inputs = ["in.txt"]
+outputs = ["out.txt"]
+"""
+
+
+def _edit_keeping_stamp(path: Path, data: bytes) -> None:
+    """Same inode, same size, the mtime set back: what `touch -r` after an edit leaves."""
+    st = os.stat(path)
+    with open(path, "r+b") as handle:
+        handle.write(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
 def test_defect12_same_size_edit_with_mtime_restored_is_seen(tmp_path):
-    root = write_project(tmp_path / "p", """\
-    [project]
-    name = "mtime"
-    [[steps]]
-    name = "copy"
-    run = "cat {inputs} > {outputs}"
-    inputs = ["in.txt"]
-    outputs = ["out.txt"]
-    """, {"in.txt": "aaaa\n"})
+    root = write_project(tmp_path / "p", COPY, {"in.txt": "aaaa\n"})
     repropack(root, "run", check=True)
-    st = os.stat(root / "in.txt")
-    with open(root / "in.txt", "r+b") as handle:  # same inode, same size
-        handle.write(b"bbbb\n")
-    os.utime(root / "in.txt", ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert repropack(root, "verify").returncode == 0  # outputs are unchanged; the input is what changed
+    _edit_keeping_stamp(root / "out.txt", b"zzzz\n")
+    assert repropack(root, "verify").returncode != 0  # verify reads every output ...
+    assert _reasons(root) == {"copy": ["output out.txt modified"]}  # ... and so does run's decision now
+    repropack(root, "run", check=True)
+    assert repropack(root, "verify").returncode == 0
+    _edit_keeping_stamp(root / "in.txt", b"bbbb\n")
     assert _reasons(root) == {"copy": ["changed input in.txt"]}
     repropack(root, "run", check=True)
     assert (root / "out.txt").read_text() == "bbbb\n"
 
 
 def test_defect12_rehash_reads_every_file_again(tmp_path):
-    root = write_project(tmp_path / "p", """\
-    [project]
-    name = "rehash"
-    [[steps]]
-    name = "copy"
-    run = "cat {inputs} > {outputs}"
-    inputs = ["in.txt"]
-    outputs = ["out.txt"]
-    """, {"in.txt": "aaaa\n"})
+    root = write_project(tmp_path / "p", COPY, {"in.txt": "aaaa\n"})
     repropack(root, "run", check=True)
     # A hash cache that vouches for a content the file no longer has: what a file system whose
     # timestamps cannot be trusted (or an edit that restored every stamp) leaves behind.
