@@ -197,3 +197,57 @@ def test_apptainer_project_is_read_only_and_a_killed_runner_leaves_nothing(tmp_p
     assert processes_with_marker(run_id) == []
     leftovers = subprocess.run(["pgrep", "-f", "sleep 120"], capture_output=True, text=True).stdout.split()
     assert leftovers == []
+
+
+KEYED = """
+[project]
+name = "keyed"
+[image]
+name = "{image}"
+[profiles.docker]
+runtime = "docker"
+env-keyed = ["FOO"]
+[profiles.apptainer]
+runtime = "apptainer"
+apptainer-flags = ["--userns"]
+env-keyed = ["FOO"]
+[[steps]]
+name = "make"
+run = "echo $FOO {{s}} > {{outputs}}"
+foreach = {{ s = [{values}] }}
+outputs = ["out/{{s}}.txt"]
+[[steps]]
+name = "gather"
+run = "xargs cat < {{inputs:list}} > {{outputs}}"
+inputs = ["out/{{s}}.txt"]
+outputs = ["all.txt"]
+"""
+
+
+@pytest.mark.parametrize("runtime", [pytest.param("docker", marks=pytest.mark.docker),
+                                     pytest.param("apptainer", marks=[pytest.mark.docker, pytest.mark.apptainer])])
+def test_defect04_defect12_keys_in_containers(tmp_path, base_image, request, runtime):
+    """Input order and env-keyed values are in the key on each container runtime; no value is recorded."""
+    root = tmp_path / "p"
+    write_project(root, KEYED.format(image=base_image, values='"a", "b"'))
+    if runtime == "apptainer":
+        _share_sif(root, request.getfixturevalue("base_sif"))
+    secret = "Kq7-not-in-records"
+    env = {**os.environ, "FOO": secret}
+    profile = ("--profile", runtime)
+    repropack(root, "run", *profile, check=True, timeout=1800, env=env)
+    assert (root / "all.txt").read_text() == f"{secret} a\n{secret} b\n"
+    write_project(root, KEYED.format(image=base_image, values='"b", "a"'))
+    dry = repropack(root, "run", "--dry-run", "--json", *profile, check=True, env={**env, "FOO": "other"})
+    reasons = {e["id"]: e["reasons"] for e in json.loads(dry.stdout)["to_run"]}
+    assert reasons["make[s=a]"] == ["changed env FOO"]
+    dry = repropack(root, "run", "--dry-run", "--json", *profile, check=True, env=env)
+    assert json.loads(dry.stdout)["to_run"] == [{"id": "gather", "reasons": ["changed input order"]}]
+    repropack(root, "run", *profile, check=True, timeout=1800, env=env)
+    assert (root / "all.txt").read_text() == f"{secret} b\n{secret} a\n"
+    status = json.loads(repropack(root, "status", "--json", check=True).stdout)
+    assert status["instances"]["gather"]["state"] == "done"
+    leaked = [str(p) for p in (root / ".repropack").rglob("*")
+              if p.is_file() and not p.is_symlink() and p.name != "stdout" and p.suffix != ".sif"
+              and secret.encode() in p.read_bytes()]
+    assert leaked == []

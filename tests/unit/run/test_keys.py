@@ -2,6 +2,9 @@ import json
 import os
 import shutil
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from repropack.run import keys
 from repropack.run.keys import FileHashCache, change_reasons, make_parts
 
@@ -184,3 +187,14 @@ def test_a_cache_of_the_old_format_costs_one_rehash(tmp_path):
     store.parent.mkdir(parents=True)
     store.write_text(json.dumps({"version": 1, "entries": {"x": [st.st_size, st.st_mtime_ns, st.st_ino, "0" * 64]}}))
     assert FileHashCache(tmp_path).digest("x") != "0" * 64
+
+
+@settings(derandomize=True, max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet="ab/._-é", min_size=1, max_size=6), min_size=1, max_size=6), st.randoms())
+def test_defect04_the_key_follows_the_input_sequence(paths, rnd):
+    digests = {p: keys.sha256_text(p) for p in paths}
+    shuffled = list(paths)
+    rnd.shuffle(shuffled)
+    same = _parts(inputs=digests, order=paths).key == _parts(inputs=digests, order=shuffled).key
+    assert same == (shuffled == paths)
+    assert _parts(inputs=digests, order=paths).key == _parts(inputs=dict(reversed(digests.items())), order=paths).key
