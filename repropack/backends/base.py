@@ -1,33 +1,61 @@
-"""The small interface every backend implements (local, SLURM, AWS Batch).
+"""The small interface every backend implements (local now; SLURM, AWS Batch next).
 
 Modelled on snakemake-interface-executor-plugins (run a job, check many active
 jobs in one go, cancel) and submitit (a job handle you can poll and cancel).
+A backend is found by name through :mod:`repropack.backends.registry`, which
+also holds what it declares about itself (:class:`Capabilities`); the runner
+reads those declarations and never asks which backend it has.
+
+Who does what
+-------------
+The runner prepares each attempt (its directory, its ``script.sh`` text, its
+environment, its output paths) and, when the backend reports a terminal status,
+checks, hashes and moves the outputs and writes the attempt's ``exit_code`` and
+``metrics.json`` (see :mod:`repropack.run.rundir`). A backend only runs the
+script: the step's ``stdout`` and ``stderr`` land in the attempt directory (a
+remote backend copies them back before it reports the job terminal), and the
+figures it measured travel in :attr:`JobStatus.metrics`.
 
 Contract
 --------
 ``submit(job) -> JobHandle``
-    Writes ``job.script`` (the exact ``script.sh``) into ``job.attempt_dir`` (which the
-    runner has created) and
-    starts or queues the job; returns at once with a handle whose ``job_id`` is
-    the backend's own id (a pid, a container id, a SLURM job id, a Batch job id).
-    The job must leave ``stdout``, ``stderr``, ``exit_code`` and
-    ``metrics.json`` in the attempt directory (see :mod:`repropack.run.rundir`);
-    a remote backend may copy them back in :meth:`poll`. Raises
+    Writes ``job.script`` into ``job.attempt_dir`` (which the runner has
+    created) as ``script.sh`` and starts or queues the job; returns at once with
+    a handle whose ``job_id`` is the backend's own id (a pid, a container id, a
+    SLURM job id, a Batch job id) and whose ``started`` is the wall time the job
+    began running when it already runs (local), else None. Raises
     :class:`~repropack.errors.BackendError` when the job cannot be submitted.
+
+``submit_many(jobs) -> list[JobHandle | Exception]``
+    Submits several at once, one entry per job in order (a handle, or the
+    ``BackendError``/``OSError`` that job met). The default loops over
+    ``submit``; SLURM makes arrays and packs. The jobs of one pipe group are
+    always passed in one call.
 
 ``poll(handles, wait=0.0) -> dict[job_id, JobStatus]``
     Checks many handles in one call (one ``sacct``, one ``DescribeJobs`` per 100
     ids). Returns a status for every handle that has reached a terminal state
-    (SUCCEEDED or FAILED) and may include non-terminal ones. Each terminal
-    status is reported until the handle is released with :meth:`forget`.
-    Blocks at most ``wait`` seconds for something to finish (remote backends
-    may simply return), and never longer than ``wait`` plus the backend's own
-    time-out: an engine that does not answer raises ``BackendError``; errors
-    are never swallowed and a poller never hangs.
+    (SUCCEEDED or FAILED) and may include non-terminal ones (a RUNNING status
+    with ``started`` set tells the runner when the job's clock starts). Each
+    terminal status is reported until the handle is released with
+    :meth:`forget`. Blocks at most ``wait`` seconds for something to finish; a
+    remote backend may return at once: the runner then sleeps out the rest of
+    the backend's cadence itself (``poll_interval``, doubling after each quiet
+    poll up to ``poll_max_interval``), so no backend can make it spin. An engine
+    that does not answer raises ``BackendError`` within its own time-out; the
+    runner retries a failing poll ``POLL_ERRORS_LOST`` times with back-off, then
+    ends the affected jobs as ``lost`` with the error as their message.
 
 ``cancel(handles, force=False)``
     Asks the jobs to stop (SIGTERM, ``scancel``, ``TerminateJob``); with
     ``force`` kills them at once. Their terminal status still arrives via poll.
+
+``adopt(handles)``
+    Re-attaches to jobs an earlier runner submitted (their handles come from
+    the journal's ``submit`` and ``start`` records); their statuses then arrive
+    through poll. A backend whose jobs do not survive the runner
+    (``Capabilities.survives_runner`` false: local) reports each adopted handle
+    as ``lost`` at the next poll.
 
 ``cleanup_leftovers(project_label)``
     Removes what an earlier run that was killed left behind (containers
@@ -35,6 +63,10 @@ Contract
 
 ``close()``
     Releases engine connections; does not stop running jobs.
+
+Not yet: job-side results (a record of each output's sha256 and size written
+beside the step on the execution side, so the runner verifies instead of
+hashing) arrive with the first backend without a shared filesystem.
 """
 
 from __future__ import annotations
@@ -45,6 +77,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from repropack.errors import BackendError
 
 
 class JobState(enum.Enum):
@@ -111,6 +145,7 @@ class JobHandle:
     job_id: str
     instance_id: str
     attempt: int
+    started: float | None = None  # wall time it began running, when it already ran at submit (local)
 
 
 @dataclass(frozen=True)
@@ -122,13 +157,57 @@ class JobStatus:
     failure: str | None = None  # EXIT | SIGNAL | OOM | TIMEOUT | LOST | CANCELLED
     message: str = ""
     metrics: Mapping[str, Any] = field(default_factory=dict)  # start, end, wall, cpu, peak_rss
+    started: float | None = None  # wall time it began running (a RUNNING or terminal status), if known
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend does itself, declared once; the runner does the rest.
+
+    ``cpus``, ``memory`` and ``gpus`` are its capacity: the most a run may use at once
+    there, and so the most one job may ask for (local: this machine, lowered by the
+    profile's caps; remote: the profile's or the partition's limits). None: no limit.
+    """
+
+    shared_filesystem: bool = True  # the job sees the project's files; False: they are staged
+    enforces_time: bool = False  # False: the runner stops a step at its time limit
+    enforces_memory: bool = False  # False: a step's memory is a scheduling share only
+    co_schedules: bool = False  # can start a pipe group's members at once, side by side
+    survives_runner: bool = False  # its jobs run on when the runner dies (adopt re-attaches)
+    cpus: int | None = None
+    memory: int | None = None  # bytes
+    gpus: int | None = None
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """What the runner gives a backend it creates for one run."""
+
+    run_id: str
+    runtimes: frozenset[str] = frozenset()  # the runtimes the run's profiles use on this backend
+    supervisor: Any = None  # local only: the run's watchdog, told of every process group and container
 
 
 class Backend(ABC):
     name: str = "backend"
+    poll_interval: float = 1.0  # seconds between polls while nothing changes ...
+    poll_max_interval: float = 10.0  # ... doubling after each quiet poll up to this
 
     @abstractmethod
     def submit(self, job: Job) -> JobHandle: ...
+
+    def submit_many(self, jobs: Sequence[Job]) -> list[JobHandle | Exception]:
+        """One handle (or the error that job met) per job, in order; a batch backend packs them."""
+        out: list[JobHandle | Exception] = []
+        for job in jobs:
+            try:
+                out.append(self.submit(job))
+            except (BackendError, OSError) as exc:
+                out.append(exc)
+        return out
+
+    @abstractmethod
+    def adopt(self, handles: Sequence[JobHandle]) -> None: ...
 
     @abstractmethod
     def poll(self, handles: Sequence[JobHandle], wait: float = 0.0) -> dict[str, JobStatus]: ...

@@ -29,6 +29,7 @@ from repropack.backends.base import (
     OOM,
     SIGNAL,
     Backend,
+    Capabilities,
     Job,
     JobHandle,
     JobState,
@@ -74,12 +75,27 @@ class _Container:
     stop: threading.Event = field(default_factory=threading.Event)
 
 
+def capabilities(profile: Any) -> Capabilities:
+    """This machine, lowered by the profile's caps; memory is enforced by Docker and by host cgroups."""
+    from repropack.backends.machine import machine_cpus, machine_gpus, machine_memory
+
+    cpus, memory = machine_cpus(), machine_memory()
+    enforced = profile.runtime == "docker" or (profile.runtime == "host" and HostCgroup.available())
+    return Capabilities(shared_filesystem=True, enforces_time=False, enforces_memory=enforced, co_schedules=True,
+                        survives_runner=False, cpus=min(cpus, profile.cpus or cpus),
+                        memory=min(memory, profile.memory or memory), gpus=machine_gpus())
+
+
 class LocalBackend(Backend):
     name = "local"
+    # poll blocks in select() until a pidfd or a container's waiter wakes it: the cadence is only a cap
+    poll_interval = poll_max_interval = 0.5
 
-    def __init__(self, *, run_id: str, supervisor: Supervisor | None = None, limit_memory: bool = True):
+    def __init__(self, *, run_id: str, supervisor: Supervisor | None = None, limit_memory: bool = True,
+                 runtimes: frozenset[str] | None = None):
         self.run_id = run_id
         self.supervisor = supervisor
+        self.runtimes = runtimes  # None: any (cleanup_leftovers looks for containers only if docker is used)
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
@@ -131,8 +147,9 @@ class LocalBackend(Backend):
         if self.supervisor:
             self.supervisor.add_group(pid)
         pidfd = os.pidfd_open(pid)
-        handle = JobHandle(self.name, str(pid), job.instance_id, job.attempt)
-        proc = _Proc(handle, job, pid, pidfd, time.monotonic(), time.time(), cgroup)
+        now = time.time()
+        handle = JobHandle(self.name, str(pid), job.instance_id, job.attempt, started=now)
+        proc = _Proc(handle, job, pid, pidfd, time.monotonic(), now, cgroup)
         self._selector.register(pidfd, selectors.EVENT_READ, proc)
         self._procs[handle.job_id] = proc
         return handle
@@ -169,8 +186,9 @@ class LocalBackend(Backend):
             raise BackendError("docker", f"cannot start a container for {job.instance_id}: {exc}") from exc
         if self.supervisor:
             self.supervisor.add_container(container.id)
-        handle = JobHandle(self.name, container.id[:12], job.instance_id, job.attempt)
-        entry = _Container(handle, job, container, time.monotonic(), time.time())
+        now = time.time()
+        handle = JobHandle(self.name, container.id[:12], job.instance_id, job.attempt, started=now)
+        entry = _Container(handle, job, container, time.monotonic(), now)
         self._containers[handle.job_id] = entry
         threading.Thread(target=self._wait_container, args=(entry,), daemon=True).start()
         return handle
@@ -292,6 +310,14 @@ class LocalBackend(Backend):
                 except Exception:
                     pass
 
+    def adopt(self, handles: Sequence[JobHandle]) -> None:
+        """A local job dies with the runner that started it (its supervisor kills it): each is lost."""
+        for handle in handles:
+            if handle.job_id not in self._procs and handle.job_id not in self._containers:
+                self._finished[handle.job_id] = JobStatus(
+                    handle, JobState.FAILED, failure=LOST,
+                    message="the runner that started it ended; local jobs do not outlive their runner")
+
     def forget(self, handles: Iterable[JobHandle]) -> None:
         for handle in handles:
             self._finished.pop(handle.job_id, None)
@@ -299,6 +325,8 @@ class LocalBackend(Backend):
 
     def cleanup_leftovers(self, project_label: str) -> list[str]:
         """Containers of this project left by a run that was killed (we hold the run lock)."""
+        if self.runtimes is not None and "docker" not in self.runtimes:
+            return []
         return remove_containers(project_label, label=LABEL_PROJECT)
 
     def close(self) -> None:

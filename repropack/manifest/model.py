@@ -14,7 +14,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-Backend = Literal["local", "slurm", "aws-batch"]
 Runtime = Literal["host", "docker", "apptainer"]
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -147,7 +146,7 @@ class Step:
 @dataclass(frozen=True, slots=True)
 class Profile:
     name: str
-    backend: Backend = "local"
+    backend: str = "local"  # a name in repropack.backends.registry
     runtime: Runtime = "host"
     apptainer_flags: tuple[str, ...] = ()
     docker_flags: tuple[str, ...] = ()

@@ -7,6 +7,7 @@ import re
 from types import MappingProxyType
 from typing import Any
 
+from repropack.backends import registry
 from repropack.manifest.model import DataItem, Environment, Image, Profile, Project
 from repropack.manifest.placeholders import IDENTIFIER_RE, value_text
 from repropack.manifest.positions import KeyPath
@@ -23,12 +24,6 @@ IMAGE_KEYS = ("base", "name", "workdir", "user")
 DATA_KEYS = ("url", "path", "sha256")
 PARAM_KEYS = ("default", "description")
 PROFILE_KEYS = ("backend", "runtime", "apptainer-flags", "docker-flags", "cpus", "memory", "max-jobs", "env", "env-keyed")
-BACKEND_OPTIONS = {
-    "local": (),
-    "slurm": ("partition", "account", "qos", "sbatch-args", "reservation", "constraint"),
-    "aws-batch": ("queue", "job-definition", "region", "endpoint", "bucket"),
-}
-BACKENDS = tuple(BACKEND_OPTIONS)
 RUNTIMES = ("host", "docker", "apptainer")
 PLATFORMS = (
     "linux-64", "linux-aarch64", "linux-ppc64le", "linux-s390x", "linux-armv6l", "linux-armv7l", "linux-32",
@@ -269,21 +264,31 @@ def _env_names(check: Checker, table: dict[str, Any], option: str, key: KeyPath)
 
 def profile(check: Checker, name: str, table: dict[str, Any], key: KeyPath) -> Profile:
     backend = check.string(table, "backend", key) or "local"
-    if backend not in BACKENDS:
-        check.error(key + ("backend",), f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
-        backend = "local"
-    options = BACKEND_OPTIONS[backend]
-    other = {opt: b for b, opts in BACKEND_OPTIONS.items() if b != backend for opt in opts}
+    entry = registry.get(backend)
+    if entry is None:
+        close = registry.nearest(backend)
+        guess = f"did you mean {close!r}? " if close else ""
+        check.error(key + ("backend",), f"unknown backend {backend!r} ({guess}one of {', '.join(registry.names())})")
+    entries = [e for e in map(registry.get, registry.names()) if e is not None]
+    if entry is None:  # its options cannot be told apart from a misspelt backend's: any known one passes
+        options = tuple(opt for e in entries for opt in e.options)
+        backend, entry = "local", registry.get("local")
+        assert entry is not None
+    else:
+        options = entry.options
+    other = {opt: e.name for e in entries if e.name != backend for opt in e.options if opt not in options}
     for option in table:
         if option in other and option not in options:
             check.error(key + (option,), f"{option!r} applies to backend {other[option]!r}, not {backend!r}")
     check.keys({k: v for k, v in table.items() if k not in other}, PROFILE_KEYS + options, key)
-    runtime = check.string(table, "runtime", key) or ("docker" if backend == "aws-batch" else "host")
+    runtimes = entry.runtimes
+    runtime = check.string(table, "runtime", key) or (runtimes[0] if runtimes else "host")
     if runtime not in RUNTIMES:
         check.error(key + ("runtime",), f"unknown runtime {runtime!r} (one of {', '.join(RUNTIMES)})")
         runtime = "host"
-    elif backend == "aws-batch" and runtime != "docker":
-        check.error(key + ("runtime",), "backend 'aws-batch' runs containers: runtime must be 'docker'")
+    elif runtimes and runtime not in runtimes:
+        check.error(key + ("runtime",),
+                    f"backend {backend!r} runs containers: runtime must be {' or '.join(map(repr, runtimes))}")
     memory = None
     if "memory" in table and check.expect(table["memory"], str, key + ("memory",)):
         try:

@@ -97,12 +97,16 @@ def _last_run(records: Iterable[dict[str, Any]]) -> tuple[dict | None, list[dict
 
 def _fold(records: Sequence[dict], running: bool) -> dict[str, Instance]:
     """Instance id -> Instance, from the run's start/attempt/done/failed records (run order)."""
+    from repropack.run.journal import STATE_KINDS
+
     out: dict[str, Instance] = {}
     for record in records:
         iid = record.get("id")
         if iid is None:
             continue
         kind = record["t"]
+        if kind not in STATE_KINDS:  # e.g. a submit intent: the start record follows
+            continue
         inst = out.get(iid)
         if inst is None:
             inst = out[iid] = Instance(id=iid, step=record.get("step") or _step_of(iid), state=RUNNING)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict, deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from repropack.backends.base import CANCELLED, TIMEOUT, Job, JobStatus
-from repropack.backends.local import LocalBackend
+from repropack.backends.base import CANCELLED, LOST, TIMEOUT, Backend, Job, JobHandle, JobState, JobStatus
 from repropack.errors import BackendError
 from repropack.run import rundir
 from repropack.run.attempt import (
@@ -30,6 +30,8 @@ from repropack.run.undeclared import Snapshot
 from repropack.run.units import UnitMixin, UnitState
 
 KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when a time limit passes
+IDLE_WAIT, STOP_WAIT = 0.5, 0.1  # longest sleep of the loop while running / while stopping
+POLL_RETRIES = 3  # a failing poll is retried this often (with back-off); then its jobs are lost
 
 
 class Executor(UnitMixin):
@@ -68,12 +70,9 @@ class Executor(UnitMixin):
         self._run_dir = str(rundir.run_root(self.root, runner.run_id))
         self._run_rel = os.path.relpath(self._run_dir, self.root)
         self._envs: dict[Any, dict[str, str]] = {}  # step environments by (profile, environment, cpus, slot)
-
-    # -- backends ------------------------------------------------------------------------
-    def local_backend(self) -> LocalBackend:
-        if "local" not in self.r._backends:
-            self.r._backends["local"] = LocalBackend(run_id=self.r.run_id, supervisor=self.supervisor)
-        return self.r._backends["local"]  # type: ignore[return-value]
+        self._cadence: dict[str, float] = {}  # backend name -> seconds between its polls now
+        self._next_poll: dict[str, float] = {}  # backend name -> when it may be polled again
+        self._poll_errors: dict[str, int] = {}  # backend name -> polls failed in a row
 
     # -- loop ----------------------------------------------------------------------------
     def loop(self) -> None:
@@ -81,9 +80,14 @@ class Executor(UnitMixin):
             self._resolve_ready()
             self._release_delayed()
             if not self.r.stopping:
+                single = []
                 for iid, _ in self.scheduler.take():
-                    launch = self._launch_unit if iid in self.units else self._launch
-                    launch(iid, self._attempt_of.get(iid, 1))
+                    if iid in self.units:
+                        self._launch_unit(iid, self._attempt_of.get(iid, 1))
+                    else:
+                        single.append((iid, self._attempt_of.get(iid, 1)))
+                if single:
+                    self._launch(single)
             if not self.r.active and not self.ready and not self.r._delayed and (not len(self.scheduler) or self.r.stopping):
                 break
             self._poll()
@@ -141,31 +145,91 @@ class Executor(UnitMixin):
         self.r._delayed = keep
 
     def _poll(self) -> None:
+        """Poll each backend at its own cadence; block in its poll or sleep, never spin."""
         now = time.monotonic()
-        wait = 0.5 if not self.r.stopping else 0.1
+        wait = self._next_event(now)
+        groups: dict[Backend, list[JobHandle]] = {}
+        for active in self.r.active.values():
+            groups.setdefault(active.backend, []).append(active.handle)
+        changed = waited = False
+        for backend, handles in groups.items():
+            name = backend.name
+            if self._next_poll.get(name, 0.0) > now:
+                continue
+            cadence = self._cadence.get(name, backend.poll_interval)
+            asked = 0.0 if changed or waited else min(wait, cadence)  # one backend per round may block
+            waited = waited or asked > 0
+            began = time.monotonic()
+            try:
+                statuses = backend.poll(handles, wait=asked)
+            except BackendError as exc:
+                self._poll_failed(backend, handles, exc)
+                changed = changed or name not in self._poll_errors  # its jobs were just lost
+                continue
+            self._poll_errors.pop(name, None)
+            done = self._take_statuses(statuses)
+            changed = changed or bool(done)
+            # a poll that blocked as long as it was asked may be called again at once (local);
+            # one that answered sooner waits out its cadence, which doubles while nothing ends
+            blocked = time.monotonic() - began >= asked
+            self._cadence[name] = backend.poll_interval if done else min(backend.poll_max_interval, cadence * 2)
+            self._next_poll[name] = began if done or blocked else began + cadence
+        if not changed:
+            due = min([now + wait, *(self._next_poll.get(b.name, now) for b in groups)])
+            pause = due - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+
+    def _next_event(self, now: float) -> float:
+        """Seconds until the loop has something to do of its own (a retry due, a time limit)."""
+        wait = IDLE_WAIT if not self.r.stopping else STOP_WAIT
         for due, _, _ in self.r._delayed:
             wait = min(wait, max(0.0, due - now))
         for active in self.r.active.values():
             for moment in (active.deadline, active.kill_at):
                 if moment is not None:
                     wait = min(wait, max(0.0, moment - now))
-        if not self.r.active:
-            if wait > 0:
-                time.sleep(wait)
+        return wait
+
+    def _take_statuses(self, statuses: dict[str, JobStatus]) -> list[Any]:
+        """Finish the attempts that ended; start the clock of those that began running."""
+        done = []
+        for job_id, status in statuses.items():
+            active = self.r.active.get(job_id)
+            if active is None:
+                continue
+            if status.state.terminal:
+                done.append(active)
+            elif status.state is JobState.RUNNING and active.timed and active.deadline is None:
+                self._start_clock(active, status.started)
+        for active in done:
+            self._finish(active, statuses[active.handle.job_id])
+        if done:
+            done[0].backend.forget(a.handle for a in done)
+        return done
+
+    def _poll_failed(self, backend: Backend, handles: list[JobHandle], exc: BackendError) -> None:
+        """Retry a failing poll with back-off; after POLL_RETRIES more failures its jobs are lost."""
+        name = backend.name
+        failures = self._poll_errors[name] = self._poll_errors.get(name, 0) + 1
+        if failures <= POLL_RETRIES:
+            self.r.events.note(f"{name}: poll failed ({failures} of {POLL_RETRIES + 1} tries): {exc}")
+            delay = min(backend.poll_max_interval, backend.poll_interval * 2 ** failures)
+            self._next_poll[name] = time.monotonic() + delay
             return
-        for name, backend in self.r._backends.items():
-            handles = [a.handle for a in self.r.active.values() if a.backend is backend]
-            if not handles:
-                continue
-            try:
-                statuses = backend.poll(handles, wait=wait)
-            except BackendError as exc:
-                self.r.events.note(str(exc))
-                continue
-            done = [self.r.active[job_id] for job_id in statuses if job_id in self.r.active]
-            for active in done:
-                self._finish(active, statuses[active.handle.job_id])
-            backend.forget(a.handle for a in done)
+        del self._poll_errors[name]
+        message = f"lost: the {name} backend could not be polled {failures} times in a row: {exc}"
+        try:
+            backend.cancel(handles, force=True)  # it may still run; it must not run on unwatched
+        except BackendError:
+            pass
+        lost = [self.r.active[h.job_id] for h in handles if h.job_id in self.r.active]
+        for active in lost:
+            self._finish(active, JobStatus(active.handle, JobState.FAILED, failure=LOST, message=message))
+        try:
+            backend.forget(handles)
+        except BackendError:
+            pass
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
@@ -183,17 +247,35 @@ class Executor(UnitMixin):
         demands = [self.r._demand(self.dag.instances[m], attempt) for m in self.units.get(iid, (iid,))]
         return Demand(sum(d.cpus for d in demands), sum(d.memory for d in demands), sum(d.gpus for d in demands))
 
-    def _launch(self, iid: str, attempt: int) -> None:
-        started = self._start(iid, attempt)
-        if isinstance(started, tuple):
-            message, res, adir = started
-            self.scheduler.release(iid)
-            self._attempt_failed(self.dag.instances[iid], attempt, "submit", message, res, adir)
+    def _launch(self, batch: list[tuple[str, int]]) -> None:
+        for (iid, attempt), started in zip(batch, self._start_many([(iid, attempt, None, None) for iid, attempt in batch])):
+            if isinstance(started, tuple):
+                message, res, adir = started
+                self.scheduler.release(iid)
+                self._attempt_failed(self.dag.instances[iid], attempt, "submit", message, res, adir)
 
-    def _start(self, iid: str, attempt: int, pipe_paths: dict[str, str] | None = None, unit: str | None = None):
-        """Submit one attempt; returns its _Active, or (message, resources, attempt dir) if it could not start."""
-        from repropack.run.runner import _Active
+    def _start_many(self, items: list[tuple[str, int, dict[str, str] | None, str | None]]) -> list[Any]:
+        """Submit attempts (iid, attempt, pipe paths, unit), one ``submit_many`` per backend.
 
+        Each comes back as its _Active, or (message, resources, attempt dir) if it could not start.
+        A ``submit`` record (the intent) reaches the journal before its job can exist.
+        """
+        out: list[Any] = [self._prepare(*item) for item in items]
+        by_backend: dict[Backend, list[int]] = {}
+        for n, got in enumerate(out):
+            if isinstance(got, _Prepared):
+                by_backend.setdefault(got.backend, []).append(n)
+        for backend, indexes in by_backend.items():
+            for n in indexes:
+                self.journal.append("submit", id=out[n].inst.id, attempt=out[n].attempt, time=time.time(),
+                                    backend=backend.name)
+            self.journal.flush()
+            for n, result in zip(indexes, backend.submit_many([out[n].job for n in indexes])):
+                out[n] = self._submitted(out[n], result)
+        return out
+
+    def _prepare(self, iid: str, attempt: int, pipe_paths: dict[str, str] | None, unit: str | None) -> Any:
+        """The attempt's directory, outputs and Job; or (message, resources, attempt dir) if that failed."""
         inst = self.dag.instances[iid]
         profile = self.r.profile_for(inst)
         name = rundir.instance_dirname(iid)
@@ -222,8 +304,7 @@ class Executor(UnitMixin):
             job = self._job(inst, profile, attempt, adir, idir, outputs, res, command, slot)
             if profile.runtime == "host" and self.snapshot is None:
                 self.snapshot = Snapshot.take(self.root)
-            backend = self.local_backend()
-            handle = backend.submit(job)
+            backend = self.r.backend_for(profile, self.supervisor)
         except (BackendError, OSError) as exc:
             if slot is not None:
                 self.slots.give_back(slot)
@@ -232,16 +313,34 @@ class Executor(UnitMixin):
             if slot is not None:
                 self.slots.give_back(slot)
             raise
-        now = time.monotonic()
-        deadline = now + res.time if res.time else None
-        active = _Active(inst, attempt, handle, backend, now, deadline, adir, outputs, res, command, slot=slot, unit=unit)
+        return _Prepared(inst, attempt, profile, job, adir, outputs, res, command, slot, unit, backend)
+
+    def _submitted(self, prep: _Prepared, result: JobHandle | Exception) -> Any:
+        if isinstance(result, Exception):
+            if prep.slot is not None:
+                self.slots.give_back(prep.slot)
+            return str(result), prep.res, prep.adir
+        from repropack.run.runner import _Active
+
+        handle, backend, res = result, prep.backend, prep.res
+        timed = bool(res.time) and not self.r.capabilities(prep.profile).enforces_time
+        active = _Active(prep.inst, prep.attempt, handle, backend, time.monotonic(), None, prep.adir, prep.outputs,
+                         res, prep.command, slot=prep.slot, unit=prep.unit, timed=timed)
+        if timed and handle.started is not None:
+            self._start_clock(active, handle.started)
         self.r.active[handle.job_id] = active
         if self.r.stopping:  # a Ctrl-C arrived while this job was being submitted: it missed the cancel
             backend.cancel([handle], force=self.r.interrupts > 1)
-        self.journal.append("start", id=iid, attempt=attempt, time=time.time(), backend=backend.name,
-                            runtime=profile.runtime, job=handle.job_id, req=res.to_record())
-        self.r.events.started(iid, attempt)
+        self.journal.append("start", id=prep.inst.id, attempt=prep.attempt, time=time.time(), backend=backend.name,
+                            runtime=prep.profile.runtime, job=handle.job_id, req=res.to_record())
+        self.r.events.started(prep.inst.id, prep.attempt)
         return active
+
+    @staticmethod
+    def _start_clock(active: Any, started: float | None) -> None:
+        """The runner's time limit counts from when the job began running, not from its submission."""
+        ran = max(0.0, time.time() - started) if started is not None else 0.0
+        active.deadline = time.monotonic() - ran + active.resources.time
 
     def _job(self, inst, profile, attempt, adir, idir, outputs, res, command, slot) -> Job:
         runtime = profile.runtime
@@ -357,7 +456,7 @@ class Executor(UnitMixin):
         self.journal.append("failed", id=iid, step=inst.step.name, failure=failure, message=message,
                             attempts=attempts, dir=os.path.relpath(dir, self.root) if dir else None)
         result = rundir_result(iid, "failed", failure=failure, message=message, attempts=attempts, dir=dir,
-                               command=command, backend="local", job_id=job_id)
+                               command=command, backend=self.r.profile_for(inst).backend, job_id=job_id)
         self.r.results[iid] = result
         self.failed_any = True
         self.r.events.finished(result)
@@ -394,6 +493,23 @@ class Executor(UnitMixin):
             return []
         declared = set(self.dag.producers) | {d.path for d in self.r.manifest.data.values()}
         return self.snapshot.new_files(self.root, declared)
+
+
+@dataclass
+class _Prepared:
+    """An attempt ready to submit."""
+
+    inst: Any
+    attempt: int
+    profile: Any
+    job: Job
+    adir: rundir.AttemptDir
+    outputs: Any
+    res: Any
+    command: str
+    slot: Path | None
+    unit: str | None
+    backend: Backend
 
 
 def rundir_result(iid: str, status: str, **fields: Any):

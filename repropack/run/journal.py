@@ -3,6 +3,8 @@
 Every line is one record ``{"v": JOURNAL_VERSION, "t": TYPE, "run": RUN_ID, ...}``:
 
 - ``run``      a run started: time, argv, host, profile, pid
+- ``submit``   an attempt is about to be submitted (the intent, on disk before the job exists): id, attempt,
+               backend, time; a ``start`` without it, or it without a ``start``, tells a crash in between
 - ``start``    an attempt of an instance was submitted: id, attempt, backend, job, requested resources
 - ``attempt``  an attempt ended: id, attempt, status ok|failed, failure class, exit, signal, start, end, metrics
 - ``done``     an instance finished: id, step, key, parts (for --dry-run reasons), outputs {path: sha256},
@@ -15,7 +17,7 @@ Durability: each batch of records reaches the kernel with one ``write`` (so a
 ``sync_interval`` seconds and on close (so a power cut costs at most that
 window, never a torn record: a truncated last line is dropped on read and cut
 off before the next append). Records are read through :func:`upgrade`, the one
-path from older versions.
+path from older versions. Readers skip record types they do not know.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from repropack.errors import FormatVersionError
 
 JOURNAL_VERSION = 1
 JOURNAL_NAME = "journal.jsonl"
+STATE_KINDS = ("start", "attempt", "done", "failed")  # the records that say where an instance stands
 
 # version -> function turning a record of that version into one of version + 1
 _MIGRATIONS: dict[int, Any] = {}
@@ -159,7 +162,7 @@ class JournalState:
         """Instance id -> its latest record of the last run (start/attempt/done/failed)."""
         states: dict[str, dict[str, Any]] = {}
         for record in self.last_run_records:
-            if "id" in record:
+            if "id" in record and record.get("t") in STATE_KINDS:
                 states[record["id"]] = record
         return states
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from repropack.backends.base import Backend, JobHandle
+from repropack.backends import registry
+from repropack.backends.base import Backend, BackendContext, Capabilities, JobHandle
 from repropack.errors import ResourceRequestRefused, RunError, RunInterrupted
 from repropack.redact import Redactor, project_redactor
 from repropack.run import rundir
@@ -32,7 +33,7 @@ from repropack.run.keys import FileHashCache
 from repropack.run.lock import ProjectLock
 from repropack.run.plan import Decision, Planner, dry_run, refuse_outside_links
 from repropack.run.profiles import Profiles, keyed_env
-from repropack.run.scheduler import Demand, Scheduler, capacity
+from repropack.run.scheduler import UNLIMITED, Capacity, Demand, Scheduler
 from repropack.run.supervisor import LABEL_PROJECT, LABEL_RUN, Supervisor
 
 if TYPE_CHECKING:
@@ -110,6 +111,7 @@ class _Active:
     timed_out: bool = False
     slot: Path | None = None
     unit: str | None = None  # the lead of its pipe unit, when it streams to or from another instance
+    timed: bool = False  # the runner enforces its time limit (the backend does not); deadline set once it runs
 
 
 def new_run_id() -> str:
@@ -150,7 +152,9 @@ class Runner:
         self.interrupts = 0
         self._delayed: list[tuple[float, str, int]] = []
         self._profiles = Profiles(manifest, self.options.profile)
-        self._backends: dict[str, Backend] = {}
+        self._used: dict[str, Profile] = {}  # profile name -> the profiles the run's instances use
+        self._backends: dict[str, Backend] = {}  # backend name -> the run's one instance
+        self._caps: dict[str, Capabilities] = {}  # profile name -> what its backend declares
         self._labels: dict[str, str] | None = None
 
     # -- set-up --------------------------------------------------------------------------
@@ -158,27 +162,73 @@ class Runner:
         return self._profiles.for_instance(inst)
 
     def _check_fit(self) -> Scheduler:
-        local = [self.profile_for(i) for i in self.dag.instances.values()]
-        caps = [p for p in local if p.backend == "local"]
-        cpus = min((p.cpus for p in caps if p.cpus), default=None)
-        memory = min((p.memory for p in caps if p.memory), default=None)
-        jobs = self.options.jobs or min((p.max_jobs for p in caps if p.max_jobs), default=None)
-        cap = capacity(cpus=self.options.jobs or cpus, memory=memory, jobs=jobs)
-        if self.options.jobs and cpus:
-            cap = capacity(cpus=min(self.options.jobs, cpus), memory=memory, jobs=jobs)
-        scheduler = Scheduler(cap)
+        """Refuse, before anything runs, what the profiles' backends cannot do or can never fit."""
+        profiles = self._used = {p.name: p for p in (self.profile_for(i) for i in self.dag.instances.values())}
+        for profile in profiles.values():
+            entry = registry.get(profile.backend)
+            if entry is None or not entry.available:
+                why = entry.unavailable if entry else f"not known (backends: {', '.join(registry.names())})"
+                raise RunError(f"profile {profile.name!r}: the {profile.backend} backend is {why}")
+            self._caps[profile.name] = registry.capabilities(profile)
+        limits = {name: self._capacity(profile) for name, profile in profiles.items()}
         problems = []
         for inst in self.dag.instances.values():
-            why = scheduler.never_fits(self._demand(inst, 1))
+            profile = self.profile_for(inst)
+            owner = f"profile {profile.name!r} (backend {profile.backend!r})"
+            why = Scheduler(limits[profile.name]).never_fits(self._demand(inst, 1), owner)
             if why:
                 problems.append(f"{inst.id} {why}")
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise ResourceRequestRefused(f"step {problems[0]}{more}; nothing was run", hint="lower its resources or raise the profile's caps")
-        for profile in {p.name: p for p in local}.values():
-            if profile.backend != "local":
-                raise RunError(f"profile {profile.name!r}: the {profile.backend} backend is not available yet")
-        return scheduler
+            raise ResourceRequestRefused(f"step {problems[0]}{more}; nothing was run",
+                                         hint="lower its resources or raise the profile's caps")
+        self._check_co_scheduling()
+        return Scheduler(_smallest(limits.values()))
+
+    def _capacity(self, profile: Profile) -> Capacity:
+        """What the run may use at once on ``profile``: its backend's capacity and -j."""
+        caps = self._caps[profile.name]
+        cpus = caps.cpus or UNLIMITED
+        jobs = self.options.jobs or profile.max_jobs
+        if self.options.jobs:
+            cpus = min(cpus, self.options.jobs)
+        return Capacity(cpus=cpus, memory=caps.memory or UNLIMITED, jobs=jobs,
+                        gpus=UNLIMITED if caps.gpus is None else caps.gpus)
+
+    def _check_co_scheduling(self) -> None:
+        """A pipe group's members run at once, side by side: only on one backend that can start them so."""
+        from repropack.run.pipes import pipe_units
+
+        for members in set(pipe_units(self.dag).values()):
+            step = self.dag.instances[members[0]].step.name
+            profiles = {p.name: p for p in (self.profile_for(self.dag.instances[m]) for m in members)}
+            backends = sorted({p.backend for p in profiles.values()})
+            if len(backends) > 1:
+                spans = ", ".join(map(repr, sorted(profiles)))
+                raise ResourceRequestRefused(
+                    f"step {step!r}: its pipe group spans profiles {spans} on backends {', '.join(backends)}; "
+                    "a pipe needs both ends on one backend", hint="give the piped steps one profile")
+            for name in profiles:
+                if not self._caps[name].co_schedules:
+                    raise ResourceRequestRefused(
+                        f"step {step!r}: profile {name!r} uses backend {backends[0]!r}, which cannot start a pipe "
+                        "group's members side by side (both ends of a pipe must run at once)",
+                        hint="run the piped steps on a local profile, or drop `pipe = true`")
+
+    def backend_for(self, profile: Profile, supervisor: Any) -> Backend:
+        """The run's one instance of the profile's backend, created on first use."""
+        backend = self._backends.get(profile.backend)
+        if backend is None:
+            runtimes = frozenset(p.runtime for p in self._used.values() if p.backend == profile.backend)
+            context = BackendContext(run_id=self.run_id, runtimes=runtimes, supervisor=supervisor)
+            backend = self._backends[profile.backend] = registry.create(profile.backend, context)
+        return backend
+
+    def capabilities(self, profile: Profile) -> Capabilities:
+        caps = self._caps.get(profile.name)
+        if caps is None:
+            caps = self._caps[profile.name] = registry.capabilities(profile)
+        return caps
 
     def _check_inputs(self) -> None:
         """Inputs no step makes must exist before anything runs."""
@@ -241,8 +291,7 @@ class Runner:
         previous = _install_signals(self._on_signal)
         status = "failed"
         try:
-            if uses_docker:
-                self._cleanup_leftovers(executor)
+            self._cleanup_leftovers(supervisor)
             self.events.planned(len(self.dag.instances))
             executor.loop()
             status = "interrupted" if self.interrupts else ("failed" if executor.failed_any else "ok")
@@ -259,8 +308,10 @@ class Runner:
             raise RunInterrupted(f"run {self.run_id} stopped; {result.count('done')} instance(s) finished and kept")
         return result
 
-    def _cleanup_leftovers(self, executor: Any) -> None:
-        removed = executor.local_backend().cleanup_leftovers(project_label(self.root))
+    def _cleanup_leftovers(self, supervisor: Any) -> None:
+        removed = []
+        for profile in {p.backend: p for p in self._used.values()}.values():
+            removed += self.backend_for(profile, supervisor).cleanup_leftovers(project_label(self.root))
         if removed:
             self.events.note(f"removed {len(removed)} container(s) left by an earlier run")
 
@@ -297,3 +348,11 @@ def _restore_signals(previous: dict[int, Any]) -> None:
 def retry_delay(options: RunOptions, attempt: int) -> float:
     """Backoff before attempt `attempt` (2, 3, ...): base, 2*base, 4*base ... capped."""
     return min(options.max_backoff, options.retry_backoff * (2 ** max(0, attempt - 2)))
+
+
+def _smallest(limits: Any) -> Capacity:
+    """One scheduler per run for now: it may use what the tightest of its profiles allows."""
+    limits = list(limits)
+    jobs = [c.jobs for c in limits if c.jobs]
+    return Capacity(cpus=min(c.cpus for c in limits), memory=min(c.memory for c in limits),
+                    jobs=min(jobs) if jobs else None, gpus=min(c.gpus for c in limits))

@@ -11,10 +11,12 @@ run starts (:meth:`Scheduler.never_fits`).
 from __future__ import annotations
 
 import heapq
-import os
 from dataclasses import dataclass
 
+from repropack.backends.machine import machine_cpus, machine_gpus, machine_memory
+
 BACKFILL_SCAN = 64
+UNLIMITED = 1 << 62  # a capacity with no declared limit (a remote backend queues what it cannot start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,47 +34,11 @@ class Capacity:
     gpus: int = 0
 
     def describe(self) -> str:
-        jobs = f", {self.jobs} job(s) at once" if self.jobs else ""
-        return f"{self.cpus} cpu(s), {format_bytes(self.memory)} memory, {self.gpus} gpu(s){jobs}"
-
-
-def machine_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def machine_memory() -> int:
-    total = 0
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemTotal:"):
-                    total = int(line.split()[1]) * 1024
-                    break
-    except OSError:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    limit = _cgroup_memory_limit()
-    return min(total, limit) if limit else total
-
-
-def _cgroup_memory_limit() -> int | None:
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            text = open(path, encoding="ascii").read().strip()
-        except OSError:
-            continue
-        if text.isdigit() and int(text) < (1 << 60):
-            return int(text)
-    return None
-
-
-def machine_gpus() -> int:
-    try:
-        return sum(1 for name in os.listdir("/dev") if name.startswith("nvidia") and name[6:].isdigit())
-    except OSError:
-        return 0
+        parts = [f"{self.cpus} cpu(s)" if self.cpus < UNLIMITED else "",
+                 f"{format_bytes(self.memory)} memory" if self.memory < UNLIMITED else "",
+                 f"{self.gpus} gpu(s)" if self.gpus < UNLIMITED else "",
+                 f"{self.jobs} job(s) at once" if self.jobs else ""]
+        return ", ".join(p for p in parts if p)
 
 
 def capacity(*, cpus: int | None = None, memory: int | None = None, jobs: int | None = None) -> Capacity:
@@ -104,8 +70,8 @@ class Scheduler:
         self._ready: list[tuple[int, str, Demand]] = []
         self._held: dict[str, Demand] = {}
 
-    def never_fits(self, demand: Demand) -> str | None:
-        """Why `demand` can never be met here, or None when it can."""
+    def never_fits(self, demand: Demand, owner: str | None = None) -> str | None:
+        """Why `demand` can never be met here (``owner``: whose capacity this is), or None when it can."""
         problems = []
         if demand.cpus > self.cap.cpus:
             problems.append(f"{demand.cpus} cpus")
@@ -115,6 +81,8 @@ class Scheduler:
             problems.append(f"{demand.gpus} gpus")
         if not problems:
             return None
+        if owner:
+            return f"asks for {' and '.join(problems)} but {owner} has at most {self.cap.describe()}"
         return f"asks for {' and '.join(problems)} but at most {self.cap.describe()} can be had"
 
     def push(self, order: int, instance_id: str, demand: Demand) -> None:

@@ -70,8 +70,10 @@ class UnitMixin:
             relay = Relay(temp, self.root / path)
             relay.start()
             state.relays[path] = relay
-        for iid in members:
-            started = self._start(iid, attempt, pipe_paths[iid], unit=lead)
+        # one call: a batch backend may place the members together
+        starts = self._start_many([(iid, attempt, pipe_paths[iid], lead) for iid in members])
+        state.actives = {iid: started for iid, started in zip(members, starts) if not isinstance(started, tuple)}
+        for iid, started in zip(members, starts):
             if isinstance(started, tuple):
                 message, res, adir = started
                 self.journal.append("attempt", id=iid, attempt=attempt, status="failed", failure="submit",
@@ -79,8 +81,6 @@ class UnitMixin:
                 state.failed = state.failed or iid
                 state.statuses[iid] = None
                 self._stop_unit(state)
-                continue
-            state.actives[iid] = started
         self._maybe_end_unit(lead)
 
     def _stop_unit(self, state: UnitState) -> None:

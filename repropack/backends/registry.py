@@ -1,0 +1,111 @@
+"""Backends by name: how to create each one and what it declares about itself.
+
+``local`` is built in; ``slurm`` and ``aws-batch`` are known (the manifest accepts
+their profile keys) but not available yet, so a run refuses them at plan time. A
+test (or, later, a plug-in) adds one with :func:`register`; the manifest's
+``backend = "..."`` accepts exactly the names registered here, and suggests the
+nearest one otherwise.
+
+Cheap to import: a backend's module is imported only when the runner creates it or
+asks for its capabilities.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from repropack.backends.base import Backend, BackendContext, Capabilities
+
+Factory = Callable[[BackendContext], Backend]
+CapabilitiesOf = Callable[[Any], Capabilities]  # profile -> what the backend offers it
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    factory: Factory | None  # None: known, not available yet
+    capabilities: CapabilitiesOf
+    options: tuple[str, ...] = ()  # profile keys this backend accepts besides the common ones
+    runtimes: tuple[str, ...] | None = None  # the runtimes it can run (None: any); the first is the default
+    unavailable: str = "not available yet"
+
+    @property
+    def available(self) -> bool:
+        return self.factory is not None
+
+
+_ENTRIES: dict[str, Entry] = {}
+
+
+def register(name: str, factory: Factory | None, capabilities: CapabilitiesOf | Capabilities, *,
+             options: tuple[str, ...] = (), runtimes: tuple[str, ...] | None = None) -> Entry:
+    """Make ``name`` a backend a profile may name (replaces an entry of that name)."""
+    caps = capabilities if callable(capabilities) else (lambda profile, _c=capabilities: _c)
+    entry = Entry(name, factory, caps, options, runtimes)
+    _ENTRIES[name] = entry
+    return entry
+
+
+def unregister(name: str) -> None:
+    if name in _BUILTIN:
+        raise ValueError(f"the {name} backend is built in")
+    _ENTRIES.pop(name, None)
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_ENTRIES)
+
+
+def get(name: str) -> Entry | None:
+    return _ENTRIES.get(name)
+
+
+def nearest(name: str) -> str | None:
+    """The registered name ``name`` was most likely meant to be ('slrum' -> 'slurm', 'aws' -> 'aws-batch')."""
+    close = difflib.get_close_matches(name, names(), n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    lowered = name.lower()
+    return next((n for n in names() if lowered and (n.startswith(lowered) or lowered.startswith(n))), None)
+
+
+def capabilities(profile: Any) -> Capabilities:
+    return _ENTRIES[profile.backend].capabilities(profile)
+
+
+def create(name: str, context: BackendContext) -> Backend:
+    entry = _ENTRIES[name]
+    if entry.factory is None:
+        raise KeyError(name)
+    return entry.factory(context)
+
+
+def _local(context: BackendContext) -> Backend:
+    from repropack.backends.local import LocalBackend
+
+    return LocalBackend(run_id=context.run_id, supervisor=context.supervisor, runtimes=context.runtimes)
+
+
+def _local_capabilities(profile: Any) -> Capabilities:
+    from repropack.backends.local import capabilities
+
+    return capabilities(profile)
+
+
+def _remote(*, staging: bool) -> CapabilitiesOf:
+    def of(profile: Any) -> Capabilities:
+        return Capabilities(shared_filesystem=not staging, enforces_time=True, enforces_memory=True,
+                            co_schedules=False, survives_runner=True, cpus=profile.cpus, memory=profile.memory)
+
+    return of
+
+
+register("local", _local, _local_capabilities)
+register("slurm", None, _remote(staging=False),
+         options=("partition", "account", "qos", "sbatch-args", "reservation", "constraint"))
+register("aws-batch", None, _remote(staging=True), options=("queue", "job-definition", "region", "endpoint", "bucket"),
+         runtimes=("docker",))
+_BUILTIN = frozenset(_ENTRIES)

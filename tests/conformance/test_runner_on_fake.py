@@ -1,0 +1,211 @@
+"""The Runner in-process on the fake backend: retries, resume, time limits, failing polls, no spin.
+
+The fake is registered as backend "fake" (the manifest accepts registered names) and
+scripts each job by instance and attempt; it returns from poll at once, like a remote
+backend, so the runner's own cadence is what is measured.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from fakebackend import FakeBackend, FakeCluster, Script, fake_capabilities
+from repropack.backends import registry
+from repropack.backends.base import LOST, TIMEOUT
+from repropack.errors import RunError
+from repropack.manifest import load_manifest
+from repropack.run.dag import expand
+from repropack.run.journal import read_records
+from repropack.run.runner import JOURNAL, Runner, RunOptions
+
+STEPS = """
+[project]
+name = "demo"
+
+[profiles.remote]
+backend = "fake"
+
+[[steps]]
+name = "make"
+foreach = {{ n = [1, 2, 3] }}
+outputs = ["out/{{n}}.txt"]
+run = "echo {{n}} > {{outputs}}"
+retries = {retries}
+{resources}
+"""
+
+
+class Fake:
+    """The registered fake: its scripts, its capabilities and the backends the runner made."""
+
+    def __init__(self):
+        self.cluster = FakeCluster()
+        self.scripts = {}  # (step instance prefix, attempt) -> Script
+        self.made: list[FakeBackend] = []
+        self.fail_polls = 0
+        self.caps = fake_capabilities()
+
+    def script(self, job) -> Script:
+        for (prefix, attempt), script in self.scripts.items():
+            if job.instance_id.startswith(prefix) and attempt in (None, job.attempt):
+                return script
+        return Script("run")
+
+    def factory(self, context) -> FakeBackend:
+        backend = FakeBackend(self.cluster, scripts=self.script, enforces_time=self.caps.enforces_time)
+        backend.fail_polls = self.fail_polls
+        self.made.append(backend)
+        return backend
+
+    @property
+    def backend(self) -> FakeBackend:
+        return self.made[-1]
+
+
+@pytest.fixture
+def fake():
+    state = Fake()
+    registry.register("fake", state.factory, lambda profile: state.caps)
+    yield state
+    registry.unregister("fake")
+
+
+def project(root: Path, *, retries: int = 0, resources: str = "", extra: str = "") -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    text = STEPS.format(retries=retries, resources=resources) + textwrap.dedent(extra)
+    (root / "repropack.toml").write_text(text, encoding="utf-8")
+    return root
+
+
+def run(root: Path, **options):
+    manifest = load_manifest(root)
+    return Runner(manifest, expand(manifest), RunOptions(profile="remote", retry_backoff=0.05, **options)).run()
+
+
+def test_runs_on_a_registered_backend_with_the_intent_before_each_start(fake, tmp_path):
+    root = project(tmp_path / "p")
+    result = run(root)
+    assert result.status == "ok" and result.count("done") == 3
+    assert sorted((root / "out").iterdir()) == [root / "out" / f"{n}.txt" for n in (1, 2, 3)]
+    kinds = [(r["t"], r["id"]) for r in read_records(root / JOURNAL) if r["t"] in ("submit", "start")]
+    for iid in {i for _, i in kinds}:
+        assert [t for t, i in kinds if i == iid] == ["submit", "start"]
+    assert {r.backend for r in result.results.values()} == {"fake"}
+    assert sum(fake.backend.submit_calls) == 3
+
+
+def test_retries_until_an_attempt_succeeds(fake, tmp_path):
+    fake.scripts[("make[n=2]", 1)] = Script("exit", exit_code=7)
+    result = run(project(tmp_path / "p", retries=1))
+    assert result.status == "ok"
+    assert result.results["make[n=2]"].attempts == 2 and result.results["make[n=1]"].attempts == 1
+
+
+def test_a_failure_after_the_last_retry_fails_the_instance_with_its_class(fake, tmp_path):
+    fake.scripts[("make[n=2]", None)] = Script("oom")
+    result = run(project(tmp_path / "p", retries=1), keep_going=True)
+    failed = result.results["make[n=2]"]
+    assert (result.status, failed.status, failed.failure, failed.attempts) == ("failed", "failed", "oom", 2)
+    assert failed.backend == "fake"
+
+
+def test_resume_skips_what_is_done_and_submits_nothing(fake, tmp_path):
+    root = project(tmp_path / "p")
+    assert run(root).status == "ok"
+    again = run(root)
+    assert again.count("skipped") == 3 and fake.backend.submit_calls == []
+
+
+def test_a_poll_that_fails_a_few_times_is_retried(fake, tmp_path):
+    fake.fail_polls = 3
+    result = run(project(tmp_path / "p"))
+    assert result.status == "ok" and result.count("done") == 3
+
+
+def test_a_poll_that_keeps_failing_ends_its_jobs_as_lost_with_the_error(fake, tmp_path):
+    fake.fail_polls = 10_000
+    fake.scripts[("make", None)] = Script("ok", runs=60)
+    began = time.monotonic()
+    result = run(project(tmp_path / "p"), keep_going=True)
+    assert time.monotonic() - began < 10
+    for iid in ("make[n=1]", "make[n=2]", "make[n=3]"):
+        assert result.results[iid].failure == LOST
+        assert "could not be polled 4 times" in result.results[iid].message
+        assert "controller did not answer" in result.results[iid].message
+    assert fake.backend.polls == 4  # one failure and three retries, then lost
+
+
+def test_a_backend_that_returns_at_once_does_not_make_the_runner_spin(fake, tmp_path):
+    fake.scripts[("make", None)] = Script("run", runs=1.5)
+    began = time.monotonic()
+    result = run(project(tmp_path / "p"))
+    elapsed = time.monotonic() - began
+    assert result.status == "ok"
+    polls = fake.backend.polls
+    # at most one poll per poll_interval, plus one after each finished batch
+    assert polls <= elapsed / FakeBackend.poll_interval + 5, (polls, elapsed)
+    assert polls >= 3  # it did poll while the jobs ran
+
+
+def test_the_time_limit_counts_from_when_the_job_runs_not_from_its_submission(fake, tmp_path):
+    fake.scripts[("make", None)] = Script("run", queued=2.0, runs=0.5)
+    result = run(project(tmp_path / "p", resources='resources = { time = "1s" }'))
+    assert result.status == "ok", [(r.id, r.failure, r.message) for r in result.results.values()]
+
+
+def test_the_runner_stops_a_job_over_its_limit_when_the_backend_does_not(fake, tmp_path):
+    fake.scripts[("make[n=1]", None)] = Script("ok", runs=30)
+    began = time.monotonic()
+    result = run(project(tmp_path / "p", resources='resources = { time = "1s" }'), keep_going=True)
+    assert result.results["make[n=1]"].failure == TIMEOUT
+    assert time.monotonic() - began < 10
+    assert any(job.cancelled for job in fake.cluster.jobs.values())
+
+
+def test_a_backend_that_enforces_time_is_left_to_do_it(fake, tmp_path):
+    fake.caps = fake_capabilities(enforces_time=True)
+    fake.scripts[("make[n=1]", None)] = Script("ok", runs=30)
+    result = run(project(tmp_path / "p", resources='resources = { time = "1s" }'), keep_going=True)
+    assert result.results["make[n=1]"].failure == TIMEOUT
+    assert not any(job.cancelled for job in fake.cluster.jobs.values())  # the backend's own TIMEOUT
+
+
+def test_a_resource_above_the_backends_capacity_is_refused_before_anything_runs(fake, tmp_path):
+    root = project(tmp_path / "p", resources="resources = { cpus = 16 }")
+    with pytest.raises(RunError) as info:
+        run(root)
+    text = str(info.value)
+    assert "make[n=1] asks for 16 cpus but profile 'remote' (backend 'fake') has at most 8 cpu(s)" in text
+    assert not fake.made and not (root / ".repropack" / "runs").exists()
+
+
+PIPED = """
+[[steps]]
+name = "produce"
+outputs = [{ path = "stream.txt", pipe = true }]
+run = "seq 3 > {outputs}"
+
+[[steps]]
+name = "consume"
+inputs = ["stream.txt"]
+outputs = ["count.txt"]
+run = "wc -l < {inputs} > {outputs}"
+"""
+
+
+def test_a_pipe_group_on_a_backend_that_cannot_co_schedule_is_refused_at_plan_time(fake, tmp_path):
+    root = project(tmp_path / "p", extra=PIPED)
+    with pytest.raises(RunError) as info:
+        run(root)
+    assert "step 'produce': profile 'remote' uses backend 'fake', which cannot start a pipe group" in str(info.value)
+    assert not fake.made
+
+
+def test_an_unavailable_backend_is_refused_before_anything_runs(tmp_path):
+    root = project(tmp_path / "p")
+    (root / "repropack.toml").write_text((root / "repropack.toml").read_text().replace('"fake"', '"slurm"'))
+    with pytest.raises(RunError, match="profile 'remote': the slurm backend is not available yet"):
+        run(root)
