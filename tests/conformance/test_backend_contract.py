@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import settle
+from backendkit import FakeKit, settle
 from repropack.backends.base import CANCELLED, EXIT, LOST, OOM, SIGNAL, JobHandle, JobState
 
 
@@ -110,8 +110,6 @@ def test_adopt_of_a_backend_whose_jobs_do_not_survive_reports_lost_within_a_poll
 
 
 def test_fake_adopt_re_attaches_when_jobs_survive(tmp_path):
-    from conftest import FakeKit
-
     kit = FakeKit(tmp_path)
     first = kit.backend(survives=True)
     handle = first.submit(kit.job("exit"))
