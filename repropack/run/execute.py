@@ -24,7 +24,6 @@ from repropack.run.attempt import (
     step_env,
 )
 from repropack.run.checksums import format_checksums
-from repropack.run.pipes import pipe_units
 from repropack.run.scheduler import Demand
 from repropack.run.undeclared import Snapshot
 from repropack.run.units import UnitMixin, UnitState
@@ -48,7 +47,7 @@ class Executor(UnitMixin):
         self.order = {iid: n for n, iid in enumerate(self.dag.instances)}
         instances = self.dag.instances
         # Instances joined by pipes form a unit, scheduled as one under its first member (the lead).
-        self.units = pipe_units(self.dag)
+        self.units = runner.units
         self.unit_state: dict[str, UnitState] = {}
         lead = {iid: members[0] for iid, members in self.units.items()}
         edges: dict[str, set[str]] = {lead.get(i, i): set() for i in instances}
@@ -91,6 +90,7 @@ class Executor(UnitMixin):
             if not self.r.active and not self.ready and not self.r._delayed and (not len(self.scheduler) or self.r.stopping):
                 break
             self._poll()
+            self._watch_units()
             self._enforce_deadlines()
             self.journal.flush()
             self.supervisor.flush()
@@ -244,8 +244,7 @@ class Executor(UnitMixin):
 
     # -- launching -----------------------------------------------------------------------
     def _demand(self, iid: str, attempt: int) -> Demand:
-        demands = [self.r._demand(self.dag.instances[m], attempt) for m in self.units.get(iid, (iid,))]
-        return Demand(sum(d.cpus for d in demands), sum(d.memory for d in demands), sum(d.gpus for d in demands))
+        return Demand.together([self.r._demand(self.dag.instances[m], attempt) for m in self.units.get(iid, (iid,))])
 
     def _launch(self, batch: list[tuple[str, int]]) -> None:
         for (iid, attempt), started in zip(batch, self._start_many([(iid, attempt, None, None) for iid, attempt in batch])):

@@ -69,19 +69,46 @@ def make_fifo(path: Path) -> None:
     os.mkfifo(path, 0o600)
 
 
-class Relay(threading.Thread):
-    """Copies FIFO ``src`` (producer side) to FIFO ``dst`` (reader side), hashing as it goes."""
+def _no_reader(poll_out: Any) -> bool:
+    """The write end polls POLLERR once every reader closed: nobody will read the rest."""
+    return any(events & select.POLLERR for _, events in poll_out.poll(0))
 
-    def __init__(self, src: Path, dst: Path):
+
+class Relay(threading.Thread):
+    """Copies FIFO ``src`` (producer side) to FIFO ``dst`` (reader side), hashing as it goes.
+
+    No open or read here blocks: every wait is a bounded poll, so the relay notices when a
+    member ended (:meth:`member_exited`) without opening its end and then ends the stream
+    with an error naming that member (``blame``) instead of waiting for it forever.
+    """
+
+    def __init__(self, src: Path, dst: Path, *, path: str = "", producer: str = "", reader: str = ""):
         super().__init__(name=f"repropack-pipe-{dst.name}", daemon=True)
         self.src, self.dst = src, dst
+        self.path, self.producer, self.reader = path or dst.name, producer, reader
         self.hasher = StreamHasher()
         self.error: str | None = None
+        self.blame: str | None = None  # the member the error is about
         self.finished = False  # the producer closed its end and everything was passed on
+        self.writer_came = False  # the producer opened its end
+        self.reader_came = False  # the reader opened its end
         self._halt = threading.Event()
+        self._producer_gone = threading.Event()
+        self._reader_gone = threading.Event()
 
     def stop(self) -> None:
         self._halt.set()
+
+    def member_exited(self, member: str) -> None:
+        """`member` ended: a side nobody opened by now will never be opened."""
+        if member == self.producer:
+            self._producer_gone.set()
+        if member == self.reader:
+            self._reader_gone.set()
+
+    def _fail(self, blame: str, message: str) -> None:
+        if self.error is None:
+            self.error, self.blame = message, blame
 
     def run(self) -> None:
         src = os.open(self.src, os.O_RDONLY | os.O_NONBLOCK)  # never blocks; no EOF before a writer came
@@ -91,7 +118,7 @@ class Relay(threading.Thread):
             if dst >= 0:
                 self._copy(src, dst)
         except OSError as exc:
-            self.error = f"{self.dst}: {exc.strerror or exc}"
+            self._fail(self.reader, f"{self.path}: {exc.strerror or exc}")
         finally:
             os.close(src)  # a producer still writing now gets SIGPIPE
             if dst >= 0:
@@ -100,10 +127,15 @@ class Relay(threading.Thread):
     def _open_reader_side(self) -> int:
         while not self._halt.is_set():
             try:
-                return os.open(self.dst, os.O_WRONLY | os.O_NONBLOCK)
+                fd = os.open(self.dst, os.O_WRONLY | os.O_NONBLOCK)
+                self.reader_came = True
+                return fd
             except OSError as exc:
                 if exc.errno != errno.ENXIO:  # ENXIO: the reader has not opened it yet
                     raise
+            if self._reader_gone.is_set():
+                self._fail(self.reader, f"{self.reader} exited without opening its input {self.path}")
+                return -1
             time.sleep(0.005)
         return -1
 
@@ -114,7 +146,15 @@ class Relay(threading.Thread):
         poll_out.register(dst, select.POLLOUT)
         while not self._halt.is_set():
             if not poll_in.poll(100):
+                # nothing yet: a writer that came and went would show (POLLHUP), so this one never came
+                if self._producer_gone.is_set() and not self.writer_came:
+                    self._fail(self.producer, f"{self.producer} exited without opening its output {self.path}")
+                    return
+                if self._reader_gone.is_set() and _no_reader(poll_out):
+                    self._fail(self.reader, self._closed_early())
+                    return
                 continue
+            self.writer_came = True
             try:
                 data = os.read(src, CHUNK)
             except BlockingIOError:
@@ -123,19 +163,37 @@ class Relay(threading.Thread):
                 self.finished = True
                 return
             self.hasher.update(data)
-            view = memoryview(data)
-            while view:
-                if self._halt.is_set():
-                    return
-                if not poll_out.poll(100):
-                    continue
-                try:
-                    view = view[os.write(dst, view):]
-                except BlockingIOError:
-                    continue
-                except BrokenPipeError:
-                    self.error = f"the reader of {self.dst.name} closed it before the end of the stream"
-                    return
+            if not self._pass_on(poll_out, dst, memoryview(data)):
+                return
+
+    def _pass_on(self, poll_out: Any, dst: int, view: memoryview) -> bool:
+        while view:
+            if self._halt.is_set():
+                return False
+            if not poll_out.poll(100):
+                continue
+            try:
+                view = view[os.write(dst, view):]
+            except BlockingIOError:
+                continue
+            except BrokenPipeError:
+                self._fail(self.reader, self._closed_early())
+                return False
+        return True
+
+    def _closed_early(self) -> str:
+        return f"{self.reader} closed its input {self.path} before the end of the stream"
+
+
+    def verdict(self) -> tuple[str | None, str | None]:
+        """(member to blame, message) once both members ended; (None, None) when the stream is whole."""
+        if self.error is not None:
+            return self.blame, self.error
+        if not self.reader_came:
+            return self.reader, f"{self.reader} exited without opening its input {self.path}"
+        if not self.writer_came:
+            return self.producer, f"{self.producer} exited without opening its output {self.path}"
+        return None, None
 
     def result(self) -> dict[str, Any]:
         return {"sha256": self.hasher.hexdigest(), "bytes": self.hasher.size, "complete": self.finished}

@@ -31,6 +31,7 @@ from repropack.run.environments import Environments
 from repropack.run.journal import JOURNAL_NAME, Journal, compact, load_state, needs_compaction
 from repropack.run.keys import FileHashCache
 from repropack.run.lock import ProjectLock
+from repropack.run.pipes import pipe_units
 from repropack.run.plan import Decision, Planner, dry_run, refuse_outside_links
 from repropack.run.profiles import Profiles, keyed_env
 from repropack.run.scheduler import UNLIMITED, Capacity, Demand, Scheduler
@@ -156,6 +157,7 @@ class Runner:
         self._backends: dict[str, Backend] = {}  # backend name -> the run's one instance
         self._caps: dict[str, Capabilities] = {}  # profile name -> what its backend declares
         self._labels: dict[str, str] | None = None
+        self.units = pipe_units(dag)  # instances joined by pipes: they run together
 
     # -- set-up --------------------------------------------------------------------------
     def profile_for(self, inst: Any) -> Profile:
@@ -173,17 +175,35 @@ class Runner:
         limits = {name: self._capacity(profile) for name, profile in profiles.items()}
         problems = []
         for inst in self.dag.instances.values():
+            if inst.id in self.units:
+                continue  # checked with its group below
             profile = self.profile_for(inst)
             owner = f"profile {profile.name!r} (backend {profile.backend!r})"
             why = Scheduler(limits[profile.name]).never_fits(self._demand(inst, 1), owner)
             if why:
-                problems.append(f"{inst.id} {why}")
+                problems.append(f"step {inst.id} {why}")
+        problems += self._groups_that_never_fit(limits)
+        self._check_co_scheduling()
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise ResourceRequestRefused(f"step {problems[0]}{more}; nothing was run",
+            raise ResourceRequestRefused(f"{problems[0]}{more}; nothing was run",
                                          hint="lower its resources or raise the profile's caps")
-        self._check_co_scheduling()
         return Scheduler(_smallest(limits.values()))
+
+    def _groups_that_never_fit(self, limits: dict[str, Capacity]) -> list[str]:
+        """Pipe groups whose members, which must all run at once, can never be started together."""
+        problems = []
+        for lead, members in self.units.items():
+            if lead != members[0]:
+                continue
+            names = sorted({self.profile_for(self.dag.instances[m]).name for m in members})
+            owner = f"profile {names[0]!r}" if len(names) == 1 else None
+            demand = Demand.together([self._demand(self.dag.instances[m], 1) for m in members])
+            why = Scheduler(_smallest(limits[n] for n in names)).never_fits(demand, owner)
+            if why:
+                problems.append(f"pipe group {' + '.join(members)} ({len(members)} steps that stream to each "
+                                f"other run at the same time) {why}")
+        return problems
 
     def _capacity(self, profile: Profile) -> Capacity:
         """What the run may use at once on ``profile``: its backend's capacity and -j."""
@@ -197,9 +217,7 @@ class Runner:
 
     def _check_co_scheduling(self) -> None:
         """A pipe group's members run at once, side by side: only on one backend that can start them so."""
-        from repropack.run.pipes import pipe_units
-
-        for members in set(pipe_units(self.dag).values()):
+        for members in set(self.units.values()):
             step = self.dag.instances[members[0]].step.name
             profiles = {p.name: p for p in (self.profile_for(self.dag.instances[m]) for m in members)}
             backends = sorted({p.backend for p in profiles.values()})

@@ -24,6 +24,13 @@ class Demand:
     cpus: int = 1
     memory: int = 0  # bytes; 0 when the step states none
     gpus: int = 0
+    jobs: int = 1  # processes at once: a pipe group's members all run together
+
+    @staticmethod
+    def together(demands: list[Demand]) -> Demand:
+        """What members that must run at the same time (a pipe group) ask for as one."""
+        return Demand(sum(d.cpus for d in demands), sum(d.memory for d in demands), sum(d.gpus for d in demands),
+                      sum(d.jobs for d in demands))
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +86,8 @@ class Scheduler:
             problems.append(f"{format_bytes(demand.memory)} memory")
         if demand.gpus > self.cap.gpus:
             problems.append(f"{demand.gpus} gpus")
+        if self.cap.jobs is not None and demand.jobs > self.cap.jobs:
+            problems.append(f"{demand.jobs} jobs at once")
         if not problems:
             return None
         if owner:
@@ -96,6 +105,7 @@ class Scheduler:
             demand.cpus <= self.free_cpus
             and demand.memory <= self.free_memory
             and demand.gpus <= self.free_gpus
+            and (self.cap.jobs is None or self.running + demand.jobs <= self.cap.jobs)
         )
 
     def _slots(self) -> bool:
@@ -123,7 +133,7 @@ class Scheduler:
         self.free_cpus -= demand.cpus
         self.free_memory -= demand.memory
         self.free_gpus -= demand.gpus
-        self.running += 1
+        self.running += demand.jobs
         self._held[instance_id] = demand
 
     def release(self, instance_id: str) -> None:
@@ -133,7 +143,7 @@ class Scheduler:
         self.free_cpus += demand.cpus
         self.free_memory += demand.memory
         self.free_gpus += demand.gpus
-        self.running -= 1
+        self.running -= demand.jobs
 
     def drop_ready(self) -> list[str]:
         """Forget every waiting instance (a stop was asked); returns their ids."""

@@ -67,7 +67,7 @@ class UnitMixin:
             make_fifo(temp)
             make_fifo(self.root / path)
             pipe_paths[producer][path] = os.path.relpath(temp, self.root)
-            relay = Relay(temp, self.root / path)
+            relay = Relay(temp, self.root / path, path=path, producer=producer, reader=reader)
             relay.start()
             state.relays[path] = relay
         # one call: a batch backend may place the members together
@@ -93,13 +93,27 @@ class UnitMixin:
     def _finish_member(self, active: Any, status: Any) -> None:
         state = self.unit_state[active.unit]
         state.statuses[active.inst.id] = status
+        for relay in state.relays.values():
+            relay.member_exited(active.inst.id)
         failure, _ = self._outcome(active, status)
         # a producer killed by SIGPIPE lost its reader, which ends (and says why) on its own
-        broken_pipe = status.signal == signal.SIGPIPE and active.inst.pipes
-        if failure is not None and state.failed is None and not broken_pipe:
+        if failure is not None and state.failed is None and not _lost_its_reader(active, status):
             state.failed = active.inst.id
             self._stop_unit(state)
         self._maybe_end_unit(active.unit)
+
+    def _watch_units(self) -> None:
+        """A relay that gave up on a member (it ended without opening its end) stops the unit now."""
+        for lead, state in list(self.unit_state.items()):
+            if state.failed is not None:
+                continue
+            # only once the blamed member has ended: one that closed its input early may still exit
+            # with a status of its own, which then is the better answer
+            blamed = next((r.blame for r in state.relays.values() if r.error is not None), None)
+            if blamed is not None and blamed in state.statuses:
+                state.failed = blamed
+                self._stop_unit(state)
+                self._maybe_end_unit(lead)
 
     def _maybe_end_unit(self, lead: str) -> None:
         state = self.unit_state[lead]
@@ -130,20 +144,27 @@ class UnitMixin:
     def _unit_outcomes(self, state: UnitState) -> dict[str, tuple[str | None, str, Any]]:
         """Member -> (failure, message, (collected outputs, metrics)); outputs move only if all succeed."""
         outcomes: dict[str, tuple[str | None, str, Any]] = {}
+        victims = set()  # members that failed only because a partner did (stopped, or lost their reader)
         for iid in state.members:
             active, status = state.actives.get(iid), state.statuses.get(iid)
             if active is None or status is None:
                 outcomes[iid] = ("submit", "could not be started", (None, None))
                 continue
             failure, message = self._outcome(active, status)
-            if failure is None and state.failed is not None:
-                failure, message = CANCELLED, f"stopped: {state.failed} failed"
-            metrics = self._metrics(active, status, failure)
-            outcomes[iid] = (failure, message, (None, metrics))
-        for path, relay in state.relays.items():
-            reader = pipe_readers(self.dag, state.members)[path]
-            if relay.error and outcomes[reader][0] is None:
-                outcomes[reader] = (PIPE, relay.error, outcomes[reader][2])
+            if failure == CANCELLED or _lost_its_reader(active, status):
+                victims.add(iid)
+            outcomes[iid] = (failure, message, (None, self._metrics(active, status, failure)))
+        for relay in state.relays.values():
+            blamed, message = relay.verdict()
+            if blamed in outcomes and (outcomes[blamed][0] is None or blamed in victims):
+                outcomes[blamed] = (PIPE, message, outcomes[blamed][2])
+                victims.discard(blamed)
+        cause = _cause(outcomes, victims, state.failed)
+        if cause is not None:
+            state.failed = cause
+            for iid, (failure, message, rest) in outcomes.items():
+                if iid != cause and (failure is None or iid in victims):
+                    outcomes[iid] = (CANCELLED, f"stopped: {cause} failed", rest)
         if all(f is None for f, _, _ in outcomes.values()):
             for iid in state.members:
                 active = state.actives[iid]
@@ -169,11 +190,13 @@ class UnitMixin:
                                     message=message, metrics=metrics)
         first = state.failed or next(i for i, o in outcomes.items() if o[0] is not None)
         failure, message, _ = outcomes[first]
+        outcomes = {first: outcomes[first], **outcomes}  # the cause is reported first
         retries = min(self.dag.instances[m].step.retries for m in state.members)
         if state.attempt <= retries and not self.r.stopping and failure not in (CANCELLED, "submit"):
             delay = retry_delay(self.r.options, state.attempt + 1)
             self.r._delayed.append((time.monotonic() + delay, lead, state.attempt + 1))
-            self.r.events.retrying(lead, state.attempt + 1, failure, f"{first}: {message}", delay)
+            said = message if message.startswith(first) else f"{first}: {message}"
+            self.r.events.retrying(lead, state.attempt + 1, failure, said, delay)
             return
         for iid, (fail, msg, _) in outcomes.items():
             active = state.actives.get(iid)
@@ -185,3 +208,18 @@ class UnitMixin:
         from repropack.run import rundir
 
         return rundir.instance_dir(self.root, self.r.run_id, iid)
+
+
+def _lost_its_reader(active: Any, status: Any) -> bool:
+    """A producer killed by SIGPIPE (or whose shell reports it, 128 + 13): its reader closed first."""
+    if not active.inst.pipes:
+        return False
+    return status.signal == signal.SIGPIPE or status.exit_code == 128 + signal.SIGPIPE
+
+
+def _cause(outcomes: dict[str, Any], victims: set[str], first_seen: str | None) -> str | None:
+    """The member whose own failure ended the unit: of those not a victim of another, the first to end."""
+    causes = [iid for iid, (failure, _, _) in outcomes.items() if failure is not None and iid not in victims]
+    if not causes:
+        return first_seen if first_seen in outcomes else next((i for i, o in outcomes.items() if o[0]), None)
+    return min(causes, key=lambda iid: (outcomes[iid][2][1] or {}).get("end") or 0.0)  # unstarted: 0
