@@ -67,7 +67,7 @@ def test_defect07_pipe_group_that_cannot_run_at_once_is_refused_before_anything_
     root = _project(tmp_path, head=head, extra=extra,
                     consume_extra=extra)
     done, _ = _run(root, *args)
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == 5, done.stderr  # EXIT_RESOURCES
     error = done.stderr.strip().splitlines()[-1]
     assert error.startswith("error: pipe group produce + consume"), done.stderr
     assert "nothing was run" in error
