@@ -87,13 +87,17 @@ def _failed(done):
     return json.loads(done.stdout)["instances"]
 
 
-def test_defect07_consumer_that_never_opens_its_stream_fails_the_group(tmp_path):
-    root = _project(tmp_path, consume="echo never read > {outputs}")
+@pytest.mark.parametrize("produce, consume, blamed, other, side", [
+    ("seq 1 200000 > {outputs}", "echo never read > {outputs}", "consume", "produce", "input"),
+    ("true", "cat {inputs} > {outputs}", "produce", "consume", "output"),
+])
+def test_defect07_member_that_never_opens_its_stream_fails_the_group(tmp_path, produce, consume, blamed, other, side):
+    root = _project(tmp_path, produce=produce, consume=consume)
     done, took = _run(root, "--json")
     instances = _failed(done)
-    assert instances["consume"]["failure"] == "pipe"
-    assert "consume exited without opening its input tmp/stream.txt" in instances["consume"]["message"]
-    assert instances["produce"]["status"] == "failed"
+    assert instances[blamed]["failure"] == "pipe"
+    assert f"{blamed} exited without opening its {side} tmp/stream.txt" in instances[blamed]["message"]
+    assert instances[other]["status"] == "failed"
     assert took < BOUND / 2
     assert _gone(last_run_id(root))
     assert not (root / "results/count.txt").exists()
@@ -106,17 +110,6 @@ def test_defect07_consumer_that_never_opens_a_short_stream_fails_too(tmp_path):
     instances = _failed(_run(root, "--json")[0])
     assert instances["consume"]["failure"] == "pipe"
     assert "did not open" in instances["consume"]["message"] or "without opening" in instances["consume"]["message"]
-
-
-def test_defect07_producer_that_never_opens_its_stream_fails_the_group(tmp_path):
-    root = _project(tmp_path, produce="true", consume="cat {inputs} > {outputs}")
-    done, took = _run(root, "--json")
-    instances = _failed(done)
-    assert instances["produce"]["failure"] == "pipe"
-    assert "produce exited without opening its output tmp/stream.txt" in instances["produce"]["message"]
-    assert instances["consume"]["status"] == "failed"
-    assert took < BOUND / 2
-    assert _gone(last_run_id(root))
 
 
 def test_defect07_consumer_failing_before_it_opens_ends_the_group(tmp_path):
