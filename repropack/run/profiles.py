@@ -20,12 +20,13 @@ class Profiles:
 
     def for_instance(self, inst: Any) -> Profile:
         name = inst.step.profile or self.default
-        if name not in self._resolved:
+        found = self._resolved.get(name or "")
+        if found is None:  # once per profile: this runs for every instance
             if name is not None and name not in self.manifest.profiles:
                 known = ", ".join(sorted(self.manifest.profiles)) or "none defined"
                 raise UsageError(f"unknown profile {name!r} (profiles: {known})")
-            self._resolved[name or ""] = self.manifest.profile(name)
-        return self._resolved[name or ""]
+            found = self._resolved[name or ""] = self.manifest.profile(name)
+        return found
 
 
 def keyed_env(root: Path, profiles: Profiles) -> Callable[[Any], Mapping[str, str]]:
