@@ -11,12 +11,12 @@ SKIP = frozenset({".repropack"})  # the runner's own state; tests read it throug
 
 
 def snapshot(root: Path, skip: frozenset[str] = SKIP) -> dict[str, tuple]:
-    """path -> (kind, inode, size, mtime_ns, sha256 or link target), links never followed."""
+    """path -> (kind, inode, size, mtime_ns, sha256 or link target), links never followed;
+    ``skip``: folders (relative to ``root``) left out."""
     found: dict[str, tuple] = {}
     for folder, dirs, files in os.walk(root, followlinks=False):
         rel_dir = os.path.relpath(folder, root)
-        if rel_dir == ".":
-            dirs[:] = [d for d in dirs if d not in skip]
+        dirs[:] = [d for d in dirs if os.path.normpath(os.path.join(rel_dir, d)) not in skip]
         for name in dirs + files:
             path = os.path.join(folder, name)
             rel = os.path.normpath(os.path.join(rel_dir, name))

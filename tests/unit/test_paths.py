@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import posixpath
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from repropack.paths import is_normal, link_escape, nested, normalize, path_problem, protected_problem, rendered_problem
 
@@ -69,3 +72,22 @@ def test_link_escape(tmp_path):
     assert link_escape(root, "missing/x") is None
     cache: dict = {}
     assert link_escape(root, "away/a", cache) == "away" and link_escape(root, "away/b", cache) == "away"
+
+
+SEGMENTS = st.sampled_from(["a", "b", ".", "", "..", "ü", "sp ace", "...", ".x", "$(x)"])
+
+
+@settings(max_examples=300, derandomize=True, database=None)
+@given(st.lists(SEGMENTS, min_size=1, max_size=6).map("/".join))
+def test_normalize_property(path):
+    """One spelling per file: idempotent, no empty or '.' segment, the file system's own reading of the path."""
+    problem = path_problem(path)
+    if problem:
+        assert path == "" or ".." in path.split("/") or path.startswith("/")
+        return
+    normal = normalize(path)
+    assert normalize(normal) == normal
+    assert normal.rstrip("/") == "" or is_normal(normal.rstrip("/"))
+    assert posixpath.normpath(path) == (normal.rstrip("/") or ".")
+    if rendered_problem(path) is None:
+        assert normal and normal.split("/")[0] not in ("repropack.toml", "repropack.lock", "locks", ".repropack")
