@@ -15,8 +15,5 @@ def test_test_module_basenames_are_unique():
     for path in TESTS.rglob("*.py"):
         if path.name.startswith("test_") or path.name in ("backendkit.py", "runhelp.py"):
             seen[path.name].append(str(path.relative_to(TESTS)))
-    # tests/engines and tests/unit/build both had test_containerfile.py before this check; it collects
-    # because engines/ runs first, but a new pair must not be added.
-    known = {"test_containerfile.py"}
-    dupes = {name: places for name, places in seen.items() if len(places) > 1 and name not in known}
+    dupes = {name: places for name, places in seen.items() if len(places) > 1}
     assert not dupes, f"test modules sharing a basename: {dupes}"
