@@ -20,6 +20,7 @@ EXIT_MANIFEST = 3
 EXIT_LOCK = 4
 EXIT_RESOURCES = 5
 EXIT_BUSY = 6
+EXIT_STORAGE = 7
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES: tuple[tuple[int, str], ...] = (
@@ -30,6 +31,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_LOCK, "repropack.lock is missing or stale (run `repropack lock`)"),
     (EXIT_RESOURCES, "a step asks for more cpus, memory or gpus than the profile allows"),
     (EXIT_BUSY, "another `repropack run` is active in this project"),
+    (EXIT_STORAGE, "a file cannot be read or written (disk full, read-only project, permission denied)"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C, SIGINT or SIGTERM); finished work is kept"),
 )
 
@@ -216,3 +218,34 @@ class BackendError(RunError):
         self.backend = backend
         self.job_id = job_id
         super().__init__(f"{backend}: {message}", hint=hint)
+
+
+class StorageError(ReproError):
+    """A file repropack must read or write cannot be: disk full, read-only, permission denied.
+
+    Raised from the ``OSError``; names the file (project-relative where it can) and the reason.
+    """
+
+    exit_code = EXIT_STORAGE
+
+    def __init__(self, path: Path | str | None, reason: str, *, errno: int | None = None, hint: str | None = None):
+        self.path = Path(path) if path is not None else None
+        self.errno = errno
+        self.reason = reason
+        super().__init__(f"{path}: {reason}" if path is not None else reason, hint=hint)
+
+    @classmethod
+    def from_os(cls, exc: OSError, root: Path | str | None = None) -> StorageError:
+        import errno as codes
+        import os
+
+        path = exc.filename
+        if path is not None and root is not None:
+            rel = os.path.relpath(os.fspath(path), os.fspath(root))
+            path = rel if not rel.startswith("..") else path
+        hint = None
+        if exc.errno in (codes.ENOSPC, codes.EDQUOT):
+            hint = "free some space and run again; `repropack clean` removes old runs and partial attempts"
+        elif exc.errno == codes.EROFS:
+            hint = "the project must be on a writable file system to run; check, status and logs only read"
+        return cls(path, exc.strerror or str(exc), errno=exc.errno, hint=hint)

@@ -11,7 +11,8 @@ from repropack.cli._options import echo_json, json_output, project_dir
 
 
 def clean(root: Path, *, everything: bool = False, dry_run: bool = False) -> list[tuple[Path, int]]:
-    """What was (or would be) removed, with sizes. Keeps the journal: it is what makes reruns free."""
+    """What was (or would be) removed, with sizes. Keeps the journal: it is what makes reruns free,
+    and the last run's records and logs, but not the outputs its failed attempts left (a full disk)."""
     from repropack.run import rundir
     from repropack.run.environments import ENVS_DIR, SIF_CACHE
 
@@ -23,6 +24,8 @@ def clean(root: Path, *, everything: bool = False, dry_run: bool = False) -> lis
             if entry.name == "latest" or (entry.name == latest and not everything):
                 continue
             targets.append(entry)
+    if latest and not everything:
+        targets += rundir.leftovers(runs / latest)
     if everything:
         targets += [p for p in (root / SIF_CACHE, root / ".repropack" / "cache" / "filehash.json") if p.exists()]
         if latest:

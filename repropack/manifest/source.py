@@ -10,6 +10,7 @@ from typing import Any
 from repropack.errors import ManifestError
 
 MAX_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 32  # tables and arrays inside each other; real manifests need a handful
 _TOML_POSITION = re.compile(r"^(.*?)\s*\(at line (\d+), column (\d+)\)\s*$", re.S)
 
 
@@ -50,7 +51,11 @@ def parse_toml(text: str, path: Path, what: str = "manifest") -> dict[str, Any]:
     if not text.strip() or all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()):
         raise ManifestError(f"the {what} is empty", path=path, hint="run `repropack init` to write a starting manifest")
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
+    except RecursionError:  # tomllib parses inline tables and arrays recursively
+        line = _deep_line(text)
+        raise ManifestError(f"values nested more than {MAX_DEPTH} levels deep", path=path, line=line,
+                            hint="flatten the value") from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = _TOML_POSITION.match(message)
@@ -63,3 +68,40 @@ def parse_toml(text: str, path: Path, what: str = "manifest") -> dict[str, Any]:
             reason = message.removesuffix("(at end of document)").strip()
             raise ManifestError(f"not valid TOML: {reason} (at end of file)", path=path, line=line, column=column) from None
         raise ManifestError(f"not valid TOML: {message}", path=path) from None
+    _check_depth(data, path)
+    return data
+
+
+def _check_depth(data: dict[str, Any], path: Path) -> None:
+    """Refuse deep nesting here, without recursion, so that no later walk of the tree recurses too deep."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    while stack:
+        value, key = stack.pop()
+        if len(key) > MAX_DEPTH:
+            shown = ".".join(key[:4]) + ".…"
+            raise ManifestError(f"nested more than {MAX_DEPTH} levels deep", path=path, key=shown,
+                                hint="flatten the value")
+        if isinstance(value, dict):
+            stack.extend((v, (*key, str(k))) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, (*key, f"[{i}]")) for i, v in enumerate(value))
+
+
+def _deep_line(text: str) -> int | None:
+    """The line where brackets first nest past the limit (quoted text skipped; a hint only)."""
+    depth, quote = 0, ""
+    for number, line in enumerate(text.splitlines(), 1):
+        for char in line:
+            if quote:
+                quote = "" if char == quote else quote
+            elif char in "\"'":
+                quote = char
+            elif char in "[{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return number
+            elif char in "]}":
+                depth -= 1
+        if not quote:
+            depth = max(depth, 0) if line.strip().startswith("[") and depth <= 1 else depth
+    return None

@@ -169,6 +169,11 @@ def collect_outputs(
         if got is not None and got != want.lower():
             raise OutputFailure("expect", f"{path}: expected sha256:{want}, got sha256:{got}")
     if not plan.in_place:
+        for final, d in zip(plan.final, is_dir):
+            if not d and os.path.isdir(base + final) and not os.path.islink(base + final):
+                # Never delete a folder someone put where a file output goes: say so instead.
+                raise OutputFailure("output-conflict", f"{final} is a folder, where the step's file output goes; "
+                                                       "move or remove it and run again")
         for final, written, d in zip(plan.final, plan.written, is_dir):
             target = root / final
             ensure_parent(target, made)

@@ -12,6 +12,9 @@ Every line is one record ``{"v": JOURNAL_VERSION, "t": TYPE, "run": RUN_ID, ...}
 - ``failed``   an instance failed after all attempts: id, step, failure, dir
 - ``end``      the run ended: status ok|failed|interrupted, time
 
+Lines that do not parse, or lack the fields (and types) readers rely on, are skipped
+(:func:`well_formed`): a damaged line costs a rerun of its instance at most.
+
 Durability: each batch of records reaches the kernel with one ``write`` (so a
 ``kill -9`` of the runner loses nothing written), and is fsynced at most every
 ``sync_interval`` seconds and on close (so a power cut costs at most that
@@ -72,7 +75,25 @@ def read_records(path: Path, kinds: tuple[str, ...] | None = None) -> Iterator[d
             except ValueError:
                 continue
             if isinstance(record, dict):
-                yield upgrade(record, path=path)
+                record = upgrade(record, path=path)
+                if well_formed(record):
+                    yield record
+
+
+_INSTANCE_KINDS = frozenset(("start", "attempt", "done", "failed"))
+_TABLES = ("outputs", "parts", "streams", "metrics", "req")
+
+
+def well_formed(record: dict[str, Any]) -> bool:
+    """Has the fields, of the types, that readers rely on. A damaged line (a disk error, an
+    edit) is skipped like a torn one: it costs a rerun of its instance at most, never a crash."""
+    if type(record.get("t")) is not str or type(record.get("run")) is not str:
+        return False
+    if record["t"] in _INSTANCE_KINDS:
+        if type(record.get("id")) is not str or not isinstance(record.get("dir", ""), (str, type(None))):
+            return False
+        return all(isinstance(record.get(name, {}), (dict, type(None))) for name in _TABLES)
+    return True
 
 
 def _repair_tail(fd: int) -> None:
@@ -120,9 +141,13 @@ class Journal:
             data = b"".join(self._pending)
             self._pending.clear()
             view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            try:
+                while view:
+                    written = os.write(self._fd, view)
+                    view = view[written:]
+            except OSError as exc:  # a full disk: cut the torn record so the file stays whole
+                _repair_tail(self._fd)
+                raise OSError(exc.errno, exc.strerror, str(self.path)) from None
             self._unsynced = True
         if self._unsynced and time.monotonic() - self._last_sync >= self.sync_interval:
             self.sync()
@@ -131,16 +156,21 @@ class Journal:
         if self._pending:
             self.flush()
         if self._unsynced:
-            os.fsync(self._fd)
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, str(self.path)) from None
             self._unsynced = False
         self._last_sync = time.monotonic()
 
     def close(self) -> None:
         if self._fd < 0:
             return
-        self.sync()
-        os.close(self._fd)
-        self._fd = -1
+        try:
+            self.sync()
+        finally:
+            os.close(self._fd)
+            self._fd = -1
 
     def __enter__(self) -> Journal:
         return self

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from repropack.run.checksums import sha256_files
+from repropack.run.rundir import removed_on_failure
 
 KEY_SCHEME = 2
 CACHE_VERSION = 2  # 2: entries are [size, mtime_ns, inode, ctime_ns, digest]
@@ -215,8 +216,9 @@ class FileHashCache:
         except (FileNotFoundError, NotADirectoryError):
             return None, None
         entry = self._entries.get(rel)
-        if (entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns
-                and entry[2] == st.st_ino and entry[3] == st.st_ctime_ns
+        # The shape is checked too: a damaged or crafted entry costs a rehash, never a crash.
+        if (type(entry) is list and len(entry) == 5 and entry[0] == st.st_size and entry[1] == st.st_mtime_ns
+                and entry[2] == st.st_ino and entry[3] == st.st_ctime_ns and type(entry[4]) is str
                 and (self._fresh is None or rel in self._fresh)):
             return entry[4], st
         return None, st
@@ -278,7 +280,8 @@ class FileHashCache:
             return
         self.store.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.store.with_name(f"{self.store.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump({"version": CACHE_VERSION, "entries": self._entries}, handle, separators=(",", ":"))
-        os.replace(tmp, self.store)
+        with removed_on_failure(tmp):  # a full disk: the old cache stays whole, no partial file is left
+            with open(tmp, "w", encoding="utf-8") as handle:
+                json.dump({"version": CACHE_VERSION, "entries": self._entries}, handle, separators=(",", ":"))
+            os.replace(tmp, self.store)
         self._dirty = False

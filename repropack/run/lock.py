@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from repropack.errors import RunLocked
+from repropack.errors import RunLocked, StorageError
 
 LOCK_FILE = Path(".repropack") / "run.lock"
 
@@ -24,8 +24,11 @@ class ProjectLock:
         self._fd = -1
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:  # a read-only project, or no permission: one line naming the lock file
+            raise StorageError.from_os(exc, self.path.parent.parent) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -35,9 +38,12 @@ class ProjectLock:
                 f"another `repropack run` is active in {self.path.parent.parent}{holder}",
                 hint="wait for it to end, or stop it (Ctrl-C) first",
             ) from None
-        os.ftruncate(fd, 0)
         info = {"pid": os.getpid(), "run": self.run_id, "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        os.ftruncate(fd, 0)
+        try:
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError:  # a full disk: the lock holds without its description, and `clean` can still free space
+            pass
         self._fd = fd
 
     def release(self) -> None:

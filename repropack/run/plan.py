@@ -10,6 +10,7 @@ instance that runs first. A record made under an older key scheme reruns once, s
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from repropack.run.attempt import resources_for
 from repropack.run.environments import Environments
 from repropack.run.journal import JournalState
 from repropack.run.keys import KEY_SCHEME, FileHashCache, KeyParts, change_reasons, make_parts, scheme_of
+from repropack.run.trees import tree_digest
 
 
 @dataclass
@@ -109,7 +111,7 @@ class Planner:
         for path in inst.outputs:
             if path in inst.pipes:
                 continue
-            digest = self.hashes.digest(path)
+            digest = self._output_digest(path)
             if digest is None:
                 reasons.append(f"output {path} missing")
             elif recorded.get(path) != digest:
@@ -117,6 +119,16 @@ class Planner:
             elif path in inst.step.expect and inst.step.expect[path].split(":", 1)[-1] != digest:
                 reasons.append(f"output {path} does not match its expect digest")  # expect added since
         return reasons
+
+    def _output_digest(self, path: str) -> str | None:
+        """As recorded when the output was made: a tree digest for a folder, else the file's."""
+        try:
+            is_dir = stat.S_ISDIR(os.lstat(os.path.join(self.hashes.root, path)).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if is_dir:
+            return tree_digest(Path(self.hashes.root) / path)
+        return self.hashes.digest(path)
 
 
 def decide_unit(planner: Planner, members: tuple[str, ...]) -> list[Decision]:

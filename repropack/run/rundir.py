@@ -25,12 +25,13 @@ poller) write stdout, stderr, exit_code and metrics.json; nothing else is needed
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,25 @@ def mark_latest(project: Path, run_id: str) -> None:
     if link.is_dir() and not link.is_symlink():
         shutil.rmtree(link)
     tmp = link.with_name(f".latest.{os.getpid()}")
-    tmp.write_text(run_id + "\n", encoding="utf-8")
-    os.replace(tmp, link)
+    with removed_on_failure(tmp):
+        tmp.write_text(run_id + "\n", encoding="utf-8")
+        os.replace(tmp, link)
+
+
+def leftovers(run_dir: Path) -> list[Path]:
+    """What a finished run no longer needs: outputs its failed attempts left half-written
+    (``attempt-<n>/out-*``; a successful attempt's were moved into place) and its scratch
+    folder. Its records and logs are not among them."""
+    found = [run_dir / "scratch"] if (run_dir / "scratch").is_dir() else []
+    try:
+        instances = [e for e in os.scandir(run_dir) if e.is_dir(follow_symlinks=False) and e.name != "scratch"]
+    except FileNotFoundError:
+        return found
+    for inst in instances:
+        for attempt in os.scandir(inst.path):
+            if attempt.name.startswith("attempt-") and attempt.is_dir(follow_symlinks=False):
+                found += [Path(e.path) for e in os.scandir(attempt.path) if e.name.startswith("out-")]
+    return found
 
 
 def latest_run(project: Path) -> str | None:
@@ -85,9 +103,26 @@ def latest_run(project: Path) -> str | None:
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, sort_keys=True, default=str)
-    os.replace(tmp, path)
+    with removed_on_failure(tmp):
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True, default=str)
+        os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def removed_on_failure(tmp: Path) -> Iterator[None]:
+    """A temporary file that a failed write (a full disk) must not leave behind; the error names
+    it (Python's buffered writes raise at close without a file name)."""
+    try:
+        yield
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(tmp)) from None
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 _WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
@@ -104,6 +139,8 @@ def write_file(path: str | os.PathLike[str], data: bytes) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, os.fspath(path)) from None
     finally:
         os.close(fd)
 

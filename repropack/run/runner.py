@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from repropack.backends import registry
 from repropack.backends.base import Backend, BackendContext, Capabilities, JobHandle
-from repropack.errors import ResourceRequestRefused, RunError, RunInterrupted
+from repropack.errors import ResourceRequestRefused, RunError, RunInterrupted, StorageError
 from repropack.redact import Redactor, project_redactor
 from repropack.run import rundir
 from repropack.run.environments import Environments
@@ -131,9 +131,15 @@ def plan_run(manifest: Manifest, dag: Any, *, resume: bool = True, profile: str 
     hashes = FileHashCache(root, rehash=rehash)
     state = load_state(root / JOURNAL, last_run=False)
     refuse_outside_links(root, dag, (item.path for item in manifest.data.values()))
-    keyed = keyed_env(root, Profiles(manifest, profile))
-    decisions = dry_run(Planner(dag, state, hashes, Environments(manifest), resume=resume, keyed_env=keyed))
-    hashes.save()
+    try:
+        keyed = keyed_env(root, Profiles(manifest, profile))
+        decisions = dry_run(Planner(dag, state, hashes, Environments(manifest), resume=resume, keyed_env=keyed))
+    except OSError as exc:  # an input that cannot be read, an env key that cannot be made
+        raise StorageError.from_os(exc, root) from None
+    try:
+        hashes.save()
+    except OSError:  # a read-only project can still be planned; the digests are made again next time
+        pass
     return decisions
 
 
@@ -273,11 +279,14 @@ class Runner:
         scheduler = self._check_fit()
         refuse_outside_links(self.root, self.dag, self._data_paths())
         lock = ProjectLock(self.root, self.run_id)
-        lock.acquire()
         try:
-            return self._run_locked(scheduler)
-        finally:
-            lock.release()
+            lock.acquire()
+            try:
+                return self._run_locked(scheduler)
+            finally:
+                lock.release()
+        except OSError as exc:  # the runner's own files (disk full, read-only, permissions): one line
+            raise StorageError.from_os(exc, self.root) from None
 
     def _run_locked(self, scheduler: Scheduler) -> RunResult:
         from repropack.run.data import fetch_data
@@ -290,19 +299,15 @@ class Runner:
             compact(journal_path, load_state(journal_path))
         fetched = fetch_data(self.root, self.manifest.data.values(), hashes, offline=self.options.offline)
         self._check_inputs()
+        journal = Journal(journal_path, self.run_id)
+        try:
+            self._start_records(journal)
+        except BaseException:
+            journal.close()
+            raise
         uses_docker = any(self.profile_for(i).runtime == "docker" for i in self.dag.instances.values())
         supervisor = Supervisor(self.run_id, containers=uses_docker)
         supervisor.start()
-        journal = Journal(journal_path, self.run_id)
-        rundir.run_root(self.root, self.run_id).mkdir(parents=True, exist_ok=True)
-        rundir.mark_latest(self.root, self.run_id)
-        info = {"run": self.run_id, "start": time.time(), "argv": self.redactor.argv(self.options.argv),
-                "host": socket.gethostname(),
-                "profile": self.options.profile, "pid": os.getpid(), "instances": len(self.dag.instances),
-                "masks": self.redactor.digests()}  # so logs/report can mask this run's --param secrets later
-        rundir.write_json(rundir.run_root(self.root, self.run_id) / "run.json", info)
-        journal.append("run", **{k: v for k, v in info.items() if k != "run"})
-        journal.flush()
         planner = Planner(self.dag, state, hashes, self.environments, resume=self.options.resume,
                           keyed_env=keyed_env(self.root, self._profiles))
         executor = Executor(self, planner, journal, hashes, scheduler, supervisor)
@@ -315,16 +320,23 @@ class Runner:
             status = "interrupted" if self.interrupts else ("failed" if executor.failed_any else "ok")
         finally:
             _restore_signals(previous)
-            executor.shutdown()
-            undeclared = executor.undeclared()
-            hashes.save()
-            journal.append("end", status=status, time=time.time())
-            journal.close()
-            supervisor.close()
+            undeclared = _wind_down(executor, hashes, journal, supervisor, status)
         result = RunResult(self.run_id, status, self.results, undeclared, fetched)
         if status == "interrupted":
             raise RunInterrupted(f"run {self.run_id} stopped; {result.count('done')} instance(s) finished and kept")
         return result
+
+    def _start_records(self, journal: Journal) -> None:
+        """The run's directory, ``runs/latest``, ``run.json`` and the journal's ``run`` record."""
+        rundir.run_root(self.root, self.run_id).mkdir(parents=True, exist_ok=True)
+        rundir.mark_latest(self.root, self.run_id)
+        info = {"run": self.run_id, "start": time.time(), "argv": self.redactor.argv(self.options.argv),
+                "host": socket.gethostname(),
+                "profile": self.options.profile, "pid": os.getpid(), "instances": len(self.dag.instances),
+                "masks": self.redactor.digests()}  # so logs/report can mask this run's --param secrets later
+        rundir.write_json(rundir.run_root(self.root, self.run_id) / "run.json", info)
+        journal.append("run", **{k: v for k, v in info.items() if k != "run"})
+        journal.flush()
 
     def _cleanup_leftovers(self, supervisor: Any) -> None:
         removed = []
@@ -346,6 +358,24 @@ class Runner:
         if self._labels is None:
             self._labels = {LABEL_RUN: self.run_id, LABEL_PROJECT: project_label(self.root)}
         return self._labels
+
+
+def _wind_down(executor: Any, hashes: FileHashCache, journal: Journal, supervisor: Supervisor,
+               status: str) -> list[str]:
+    """Stop the steps, save the hash cache, end and close the journal, stop the supervisor: every
+    part even when one fails (a full disk), so nothing is left running or open; then the first error."""
+    undeclared: list[str] = []
+    parts = (executor.shutdown, lambda: undeclared.extend(executor.undeclared()), hashes.save,
+             lambda: journal.append("end", status=status, time=time.time()), journal.close, supervisor.close)
+    first: BaseException | None = None
+    for part in parts:
+        try:
+            part()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, after the rest is done
+            first = first or exc
+    if first is not None:
+        raise first
+    return undeclared
 
 
 def _install_signals(handler: Callable[[int, Any], None]) -> dict[int, Any]:
