@@ -24,7 +24,7 @@ _FALSE = ("false", "0", "no", "off")
 class Pattern:
     """One path pattern with its parameters filled in."""
 
-    __slots__ = ("text", "pieces", "keys", "simple", "normalize", "params", "_fmt")
+    __slots__ = ("text", "pieces", "keys", "simple", "normalize", "params", "source", "_fmt")
 
     def __init__(self, pattern: str, texts: Mapping[str, str]):
         pieces: list[Any] = []
@@ -43,6 +43,7 @@ class Pattern:
                 keys.append(segment.name)
         self.keys = tuple(keys)
         self.params = params  # name -> text, for messages
+        self.source = pattern
         # Literal text with placeholders spelled canonically: equal texts mean "the same files"
         # (normalised, so "./out/{s}" from a parameter gathers what "out/{s}" writes).
         text = "".join(p if isinstance(p, str) else "{" + p.name + "}" for p in pieces)
@@ -57,8 +58,10 @@ class Pattern:
 
     def shown(self) -> str:
         """The pattern for a message, with the parameter values that made it."""
+        if not self.params:
+            return repr(self.text)
         given = ", ".join(f"params.{n}={v!r}" for n, v in self.params.items())
-        return f"{self.text!r}" + (f" (with {given})" if given else "")
+        return f"{self.source!r} with {given}"
 
     def render(self, values: Mapping[str, str]) -> str:
         # str.format_map does the join in C: literal braces were doubled in `text`'s format twin.
@@ -82,6 +85,7 @@ class Pattern:
         clone.simple = not clone.keys
         clone.normalize = self.normalize
         clone.params = self.params
+        clone.source = self.source
         return clone
 
 

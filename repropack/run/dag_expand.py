@@ -128,10 +128,12 @@ class Expansion:
 
     def _duplicate(self, info: _StepInfo, k: int, path: str, other: tuple[int, int]) -> None:
         first = self.infos[other[0]]
+        pattern = info.patterns[k]
+        shown = repr(path) + (f" (from {pattern.shown()})" if pattern.params else "")  # where the spelling came from
         if first is info:
-            message = f"{path!r} is written by two instances of this step ({first.ids[other[1]]} and another)"
+            message = f"{shown} is written by two instances of this step ({first.ids[other[1]]} and another)"
         else:
-            message = f"{path!r} is also written by step {first.step.name!r}; each file has one producer"
+            message = f"{shown} is also written by step {first.step.name!r}; each file has one producer"
         self.error(info.step, spec_key((), "outputs", k, info.step.outputs[k]), message)
 
     def _expectations(self) -> None:
