@@ -123,10 +123,12 @@ class Planner:
     def _output_digest(self, path: str) -> str | None:
         """As recorded when the output was made: a tree digest for a folder, else the file's."""
         try:
-            is_dir = stat.S_ISDIR(os.lstat(os.path.join(self.hashes.root, path)).st_mode)
+            mode = os.lstat(os.path.join(self.hashes.root, path)).st_mode
         except (FileNotFoundError, NotADirectoryError):
             return None
-        if is_dir:
+        if stat.S_ISLNK(mode):  # never an output (never recorded as one): modified, and its target is not read
+            return "link"
+        if stat.S_ISDIR(mode):
             return tree_digest(Path(self.hashes.root) / path)
         return self.hashes.digest(path)
 

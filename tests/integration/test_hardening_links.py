@@ -113,6 +113,23 @@ def test_defect03_link_inside_a_folder_output_is_kept_as_a_link(tmp_path):
     os.symlink("d/c", root / "out/tree/b")
     changed_tree = repropack(root, "verify", "--json")
     assert changed_tree.returncode != 0 and "out/tree" in changed_tree.stdout, changed_tree.stdout
+    plan = json.loads(repropack(root, "run", "--dry-run", "--json", check=True).stdout)
+    assert [e["id"] for e in plan["to_run"]] == ["s"], plan
+
+
+def test_defect03_an_output_replaced_by_a_link_is_rerun_without_reading_the_target(tmp_path):
+    root = _project(tmp_path, 'outputs = ["out/x.txt"]\nrun = "echo x > {outputs}"\n')
+    repropack(root, "run", check=True)
+    os.remove(root / "out/x.txt")
+    os.symlink("/etc/passwd", root / "out/x.txt")
+    plan = json.loads(repropack(root, "run", "--dry-run", "--json", check=True).stdout)
+    assert plan["to_run"] == [{"id": "s", "reasons": ["output out/x.txt modified"]}], plan
+    assert PASSWD not in _records(root)
+    repropack(root, "run", check=True)
+    assert not os.path.islink(root / "out/x.txt") and (root / "out/x.txt").read_text() == "x\n"
+    assert Path("/etc/passwd").read_bytes()  # the link was replaced, not written through
+    assert PASSWD not in _records(root)
+    assert repropack(root, "verify").returncode == 0
 
 
 def _digest(root: Path) -> str:
