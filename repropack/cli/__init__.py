@@ -105,6 +105,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _print_error(exc)
         return exc.exit_code
+    except OSError as exc:  # a file the command needs (disk full, read-only, permission): one line, exit 7
+        if debug:
+            raise
+        from repropack.errors import StorageError
+
+        error = StorageError.from_os(exc, os.getcwd())
+        _print_error(error)
+        return error.exit_code
     return status if isinstance(status, int) else 0
 
 

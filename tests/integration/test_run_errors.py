@@ -272,3 +272,28 @@ def test_defect10_full_disk_errors_cleanly_and_recovers(small_disk):
     assert _states(root) == {"big": "done", "small": "done"}
     assert repropack(root, "verify").returncode == 0
     assert "2 skipped" in repropack(root, "run", check=True).stderr
+
+
+def test_defect10_other_commands_on_a_read_only_project_or_unreadable_output(tmp_path):
+    _require_root("a read-only bind mount")
+    root = write_project(tmp_path / "p", COPY, {"in.txt": "hi\n"})
+    repropack(root, "run", check=True)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    subprocess.run(["mount", "--bind", str(root), str(ro)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], check=True)
+        for args in (("report",), ("lock",)):
+            done = repropack(ro, *args)
+            assert done.returncode == EXIT_STORAGE, (args, done.stderr)
+            _one_line_error(done, "Read-only file system")
+        assert repropack(ro, "verify").returncode == 0
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)
+    os.chmod(root / "out/copy.txt", 0)
+    from runhelp import CLI
+
+    prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    done = subprocess.run([*prefix, *CLI, "verify", "-C", str(root)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == EXIT_STORAGE, done.stderr
+    _one_line_error(done, "out/copy.txt", "Permission denied")
