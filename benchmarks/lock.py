@@ -165,7 +165,7 @@ class Bench:
         proc = subprocess.run([*cli(), "lock", "-C", str(self.project), *args], capture_output=True, text=True)
         if proc.returncode != 0:
             raise SystemExit(f"repropack lock failed: {proc.stderr.strip()}")
-        return proc.stdout
+        return proc.stderr  # the human summary ("lock unchanged", "wrote ...") is on stderr
 
     def lock_inprocess(self):
         from repropack.lock import lock_project

@@ -27,7 +27,7 @@ from repropack.build import context as ctxmod
 from repropack.build.base import BaseImage, load_base
 from repropack.build.image import ImageSpec, epoch_to_rfc3339, make_config, parse_reference
 from repropack.build.layers import Entry, file_entries, normalize_arcname, sha256_file, tree_entries, write_layer
-from repropack.build.stage import ENVS_ROOT, env_prefix, env_variables, stage_environment
+from repropack.build.stage import ENVS_ROOT, PLATFORM, env_prefix, env_variables, stage_environment
 from repropack.errors import BuildError
 
 LAYER_SCHEME = "repropack-layer/1"
@@ -43,6 +43,7 @@ class BuildOptions:
     allow_large: bool = False
     size_limit: int = ctxmod.DEFAULT_SIZE_LIMIT
     containerfile: bool = False
+    provision: Any = None  # repropack.lock.Provision: may an environment layer fetch what the cache lacks?
 
 
 @dataclass
@@ -126,7 +127,7 @@ def plan_build(manifest, lockset, engine, options: BuildOptions, report: Report)
     layers = []
     for name in sorted(lockset.environments):
         started = time.monotonic()
-        layers.append(_env_layer(lockset, name, base, store, epoch, report))
+        layers.append(_env_layer(lockset, name, base, store, epoch, report, options.provision))
         durations[f"env:{name}"] = time.monotonic() - started
     started = time.monotonic()
     workflow, warnings = _workflow_layer(manifest, lockset, store, epoch, options)
@@ -158,7 +159,7 @@ def _key(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps({"scheme": LAYER_SCHEME, **data}, sort_keys=True).encode()).hexdigest()
 
 
-def _env_layer(lockset, name: str, base: BaseImage, store: Path, epoch: int, report: Report) -> Layer:
+def _env_layer(lockset, name: str, base: BaseImage, store: Path, epoch: int, report: Report, provision=None) -> Layer:
     from repropack.lock.lockfile import environment_lock_hash
 
     created_by = f"repropack: environment {name} at {env_prefix(name)}"
@@ -170,6 +171,11 @@ def _env_layer(lockset, name: str, base: BaseImage, store: Path, epoch: int, rep
         path = store / f"{known['diff_id'].split(':', 1)[1]}.tar"
         if path.is_file():
             return Layer(known["diff_id"], known["size"], path, created_by, reused=True)
+    if provision is not None and provision.fetch:  # only a layer not in the store needs its artifacts
+        from repropack.lock.fetcher import fetch
+
+        report(f"fetching environment {name}")
+        fetch(lockset, environments=[name], platforms=[PLATFORM], reporter=provision.reporter)
     report(f"staging environment {name}")
     store.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".stage-{name}-", dir=store) as tmp:

@@ -20,6 +20,15 @@ json_output = click.option("--json", "as_json", is_flag=True, help="Print machin
 
 offline = click.option("--offline", is_flag=True, help="Use only the local cache; never touch the network.")
 
+frozen = click.option("--frozen", is_flag=True,
+                      help="Download and install nothing: what the lock names must be fetched and created already.")
+
+
+def verbosity(command):
+    """-q (errors only) and -v (every artifact, instance or phase) for a long command."""
+    command = click.option("-v", "--verbose", count=True, help="Say more: every artifact, instance or phase.")(command)
+    return click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors (and --json).")(command)
+
 
 def echo_json(data: object) -> None:
     import json

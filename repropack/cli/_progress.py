@@ -18,10 +18,11 @@ SUMMARY_EVERY = 5.0
 class PlainEvents(Events):
     """One line per event on stderr (logs, CI, pipes)."""
 
-    def __init__(self, quiet_skips: bool = True):
+    def __init__(self, quiet_skips: bool = True, quiet: bool = False):
         self.total = 0
         self.finished_count = 0
         self.quiet_skips = quiet_skips
+        self.quiet = quiet  # -q: failures only
         self.t0 = time.monotonic()
         self.last_line = self.t0
 
@@ -39,7 +40,7 @@ class PlainEvents(Events):
         if result.status == "failed":
             sys.stderr.write(f"{self._stamp()} failed {result.id}: {result.failure}: {result.message}\n")
             return
-        if result.status == "skipped" and self.quiet_skips:
+        if self.quiet or (result.status == "skipped" and self.quiet_skips):
             return
         if self.total > PER_INSTANCE_LINES:
             # a large run: a summary line every few seconds instead of one line per instance
@@ -129,7 +130,8 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-def make_events(as_json: bool) -> PlainEvents:
-    if not as_json and sys.stderr.isatty():
+def make_events(as_json: bool, *, quiet: bool = False, verbose: int = 0) -> PlainEvents:
+    """A live display on a terminal; plain lines otherwise (-v: skipped instances too; -q: failures only)."""
+    if not (as_json or quiet) and sys.stderr.isatty():
         return RichEvents()
-    return PlainEvents()
+    return PlainEvents(quiet_skips=verbose == 0, quiet=quiet)

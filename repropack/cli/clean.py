@@ -64,7 +64,7 @@ def command(everything, dry_run, project_dir, as_json):
     """Remove old run directories (keeping the last run), caches and stale environments."""
     from repropack.run.lock import ProjectLock
     from repropack.run.runner import new_run_id
-    from repropack.run.scheduler import format_bytes
+    from repropack.human import fmt_bytes
 
     root = project_dir.resolve()
     with ProjectLock(root, "clean-" + new_run_id()):
@@ -74,4 +74,4 @@ def command(everything, dry_run, project_dir, as_json):
         echo_json({"removed": [str(p.relative_to(root)) for p, _ in removed], "bytes": total, "dry_run": dry_run})
         return
     verb = "would free" if dry_run else "freed"
-    click.echo(f"{verb} {format_bytes(total)} ({len(removed)} item(s) removed)")
+    click.echo(f"{verb} {fmt_bytes(total)} ({len(removed)} item(s) removed)")

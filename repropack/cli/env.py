@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from repropack.cli._options import echo_json, json_output, project_dir
+from repropack.cli._complete import environment_names
+from repropack.cli._options import echo_json, frozen, json_output, offline, project_dir, verbosity
 
 
 @click.group("env")
@@ -31,29 +32,41 @@ def _pick(manifest, name: str | None) -> str:
     raise UsageError(f"name the environment: {', '.join(envs)}" if envs else "the manifest defines no environment")
 
 
-def _prefix(project_dir: Path, name: str | None) -> tuple[str, Path, bool]:
-    from repropack.lock import ensure_fresh
-    from repropack.lock.materializer import ensure_host_environment
+def _prefix(project_dir: Path, name: str | None, flags: dict) -> tuple[str, Path, bool]:
+    """The environment's host prefix, fetched and created as the flags allow (never relocked)."""
+    from repropack.cli._fetching import fetch_reporter
+    from repropack.lock import Provision, ensure_fresh, provide_host_environment
     from repropack.manifest import load_manifest
 
     manifest = load_manifest(project_dir)
     env_name = _pick(manifest, name)
     lockset = ensure_fresh(manifest)
-    prefix, created = ensure_host_environment(lockset, env_name)
+    reporter = fetch_reporter(as_json=flags.get("as_json", False), quiet=flags["quiet"], verbose=flags["verbose"])
+    provision = Provision.from_flags(offline=flags["offline"], frozen=flags["frozen"], reporter=reporter)
+    try:
+        prefix, created = provide_host_environment(lockset, env_name, provision, manifest=manifest)
+    finally:
+        reporter.close()
     return env_name, prefix, created
 
 
+def _provisioning(command):
+    """--offline, --frozen, -q and -v: how an env command may get what the lock names."""
+    return offline(frozen(verbosity(command)))
+
+
 @command.command("create")
-@click.argument("environment", required=False)
+@click.argument("environment", required=False, shell_complete=environment_names)
 @project_dir
 @json_output
-def create(environment: str | None, project_dir: Path, as_json: bool) -> None:
-    """Install ENV (default: `default`) under .repropack/envs/ from the cache; reused while the lock is the same."""
-    name, prefix, created = _prefix(project_dir, environment)
+@_provisioning
+def create(environment: str | None, project_dir: Path, as_json: bool, **flags) -> None:
+    """Install ENV (default: `default`) under .repropack/envs/, fetching what the cache lacks; reused while the lock is the same."""
+    name, prefix, created = _prefix(project_dir, environment, {**flags, "as_json": as_json})
     if as_json:
         echo_json({"environment": name, "prefix": str(prefix), "created": created})
-    else:
-        click.echo(f"{'created' if created else 'reused'} environment {name}: {prefix}")
+    elif not flags["quiet"]:
+        click.echo(f"{'created' if created else 'reused'} environment {name}: {prefix}", err=True)
 
 
 class _DashCommand(click.Command):
@@ -68,10 +81,11 @@ class _DashCommand(click.Command):
 
 
 @command.command("run", cls=_DashCommand)
-@click.argument("environment", required=False)
+@click.argument("environment", required=False, shell_complete=environment_names)
 @project_dir
+@_provisioning
 @click.pass_context
-def run(ctx: click.Context, environment: str | None, project_dir: Path) -> None:
+def run(ctx: click.Context, environment: str | None, project_dir: Path, **flags) -> None:
     """Run a command inside ENV: repropack env run [ENV] -- CMD [ARGS]..."""
     from repropack.errors import UsageError
     from repropack.lock.materializer import activation_env
@@ -79,19 +93,20 @@ def run(ctx: click.Context, environment: str | None, project_dir: Path) -> None:
     argv = ctx.meta.get("repropack.command")
     if not argv:
         raise UsageError("give the command after `--`: repropack env run [ENV] -- CMD [ARGS]...")
-    _, prefix, _ = _prefix(project_dir, environment)
+    _, prefix, _ = _prefix(project_dir, environment, flags)
     ctx.exit(_call(argv, activation_env(prefix)))
 
 
 @command.command("shell")
-@click.argument("environment", required=False)
+@click.argument("environment", required=False, shell_complete=environment_names)
 @project_dir
+@_provisioning
 @click.pass_context
-def shell(ctx: click.Context, environment: str | None, project_dir: Path) -> None:
+def shell(ctx: click.Context, environment: str | None, project_dir: Path, **flags) -> None:
     """Open $SHELL inside ENV (exit the shell to leave)."""
     from repropack.lock.materializer import activation_env
 
-    _, prefix, _ = _prefix(project_dir, environment)
+    _, prefix, _ = _prefix(project_dir, environment, flags)
     ctx.exit(_call([os.environ.get("SHELL") or "/bin/sh"], activation_env(prefix)))
 
 

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from repropack.cli._options import echo_json, json_output, offline, project_dir
+from repropack.cli._complete import environment_names
+from repropack.cli._options import echo_json, json_output, offline, project_dir, verbosity
 
 
 @click.command("fetch")
-@click.argument("environments", nargs=-1, metavar="[ENV]...")
+@click.argument("environments", nargs=-1, metavar="[ENV]...", shell_complete=environment_names)
 @click.option("-j", "--jobs", default=8, show_default=True, help="Parallel downloads.")
 @project_dir
 @offline
 @json_output
-def command(environments, jobs: int, project_dir: Path, offline: bool, as_json: bool) -> None:
+@verbosity
+def command(environments, jobs: int, project_dir: Path, offline: bool, as_json: bool, quiet: bool, verbose: int) -> None:
     """Download every locked artifact into the content-addressed cache, verifying sha256."""
+    from repropack.cli._fetching import fetch_reporter
+    from repropack.human import fmt_bytes, fmt_seconds
     from repropack.lock import ensure_fresh, fetch
     from repropack.lock.cache import ArtifactCache
     from repropack.manifest import load_manifest
@@ -25,44 +28,16 @@ def command(environments, jobs: int, project_dir: Path, offline: bool, as_json: 
     manifest = load_manifest(project_dir)
     lockset = ensure_fresh(manifest)
     cache = ArtifactCache()
-    reporter = _RichReporter() if sys.stderr.isatty() and not as_json else None
+    reporter = fetch_reporter(as_json=as_json, quiet=quiet, verbose=verbose, summary=False)
     try:
         report = fetch(lockset, offline, manifest=manifest, environments=environments or None,
                        cache=cache, jobs=jobs, reporter=reporter)
     finally:
-        if reporter:
-            reporter.close()
+        reporter.close()
     if as_json:
         echo_json({"cache": str(cache.root), "downloaded": len(report.downloaded), "cached": len(report.cached),
                    "bytes": report.bytes})
-    else:
-        click.echo(f"{len(report.downloaded)} downloaded ({report.bytes / 1e6:.1f} MB), "
-                   f"{len(report.cached)} already cached in {cache.root}")
-
-
-class _RichReporter:
-    """A progress bar on stderr: files done and megabytes received (threads report concurrently)."""
-
-    def __init__(self):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(TextColumn("fetching"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[mb]:.1f} MB"), TimeElapsedColumn(),
-                                 console=Console(stderr=True), transient=True)
-        self.task = None
-        self.received = 0
-
-    def on_start(self, artifacts) -> None:
-        self.progress.start()
-        self.task = self.progress.add_task("fetch", total=len(artifacts), mb=0.0)
-
-    def on_bytes(self, count: int) -> None:
-        self.received += count
-        self.progress.update(self.task, mb=self.received / 1e6)
-
-    def on_done(self, artifact, cached: bool) -> None:
-        self.progress.advance(self.task, 1)
-
-    def close(self) -> None:
-        self.progress.stop()
+    elif not quiet:
+        click.echo(f"{len(report.downloaded)} downloaded ({fmt_bytes(report.bytes)} in "
+                   f"{fmt_seconds(reporter.elapsed())}), {len(report.cached)} already cached in {cache.root}",
+                   err=True)

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from repropack.cli._options import echo_json, json_output, project_dir
+from repropack.cli._complete import environment_names
+from repropack.cli._options import echo_json, json_output, project_dir, verbosity
 
 
 @click.command("lock")
-@click.argument("environments", nargs=-1, metavar="[ENV]...")
+@click.argument("environments", nargs=-1, metavar="[ENV]...", shell_complete=environment_names)
 @click.option("--platform", "platforms", multiple=True, metavar="P",
               help="Solve only this platform (repeatable); the others keep their lock.")
 @click.option("--update", "update", multiple=True, metavar="PKG",
@@ -22,7 +23,9 @@ from repropack.cli._options import echo_json, json_output, project_dir
               help="conda solver: in-process rattler, or conda-lock (needs conda/mamba/micromamba).")
 @project_dir
 @json_output
-def command(environments, platforms, update, check, base_override, solver, project_dir: Path, as_json) -> None:
+@verbosity
+def command(environments, platforms, update, check, base_override, solver, project_dir: Path, as_json, quiet,
+            verbose) -> None:
     """Pin every environment (conda and PyPI) and the base image into repropack.lock and locks/."""
     from repropack.lock import ensure_fresh, lock_project
     from repropack.manifest import load_manifest
@@ -32,8 +35,8 @@ def command(environments, platforms, update, check, base_override, solver, proje
         lockset = ensure_fresh(manifest)
         if as_json:
             echo_json({"fresh": True, "environments": sorted(lockset.environments)})
-        else:
-            click.echo(f"{manifest.root / 'repropack.lock'} is up to date")
+        elif not quiet:
+            click.echo(f"{manifest.root / 'repropack.lock'} is up to date", err=True)
         return
     report = lock_project(manifest, environments=environments, platforms=platforms, update=update,
                           base_override=base_override, solver=solver)
@@ -44,7 +47,12 @@ def command(environments, platforms, update, check, base_override, solver, proje
                    "base": {"reference": report.lockset.base.reference, "source": report.lockset.base.source,
                             "digest": report.lockset.base.digest}})
         return
+    if quiet:
+        return
+    if verbose:
+        for name in report.solved:
+            click.echo(f"solved {name}", err=True)
     if not report.written:
-        click.echo("lock unchanged")
+        click.echo("lock unchanged", err=True)
     for path in report.written:
-        click.echo(f"wrote {path}")
+        click.echo(f"wrote {path}", err=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from repropack.cli._complete import instance_selectors
 from repropack.cli._options import project_dir
 
 
@@ -41,7 +42,7 @@ def find_instances(root: Path, selector: str) -> dict[str, Path]:
 
 
 @click.command("logs")
-@click.argument("selector", metavar="STEP[:INSTANCE]")
+@click.argument("selector", metavar="STEP[:INSTANCE]", shell_complete=instance_selectors)
 @click.option("--attempt", type=int, help="Show this attempt (default: the last).")
 @click.option("--stream", type=click.Choice(["both", "stdout", "stderr"]), default="both", show_default=True)
 @click.option("-n", "--lines", type=int, default=0, help="Only the last N lines of each stream.")
@@ -49,6 +50,7 @@ def find_instances(root: Path, selector: str) -> dict[str, Path]:
 def command(selector, attempt, stream, lines, project_dir):
     """Show the script, exit status, metrics and output of a step instance."""
     from repropack.errors import UsageError
+    from repropack.human import fmt_bytes, fmt_seconds
     from repropack.run.rundir import InstanceDir, tail
 
     root = project_dir.resolve()
@@ -67,7 +69,8 @@ def command(selector, attempt, stream, lines, project_dir):
     redact = _redactor(root, path.parent.name)  # the step's files keep what it wrote; what we print is masked
     click.echo(f"== {iid} attempt {chosen.attempt}  ({chosen.path})")
     click.echo(f"exit code: {chosen.read_exit_code()}  failure: {metrics.get('failure')}  "
-               f"wall: {metrics.get('wall')} s  cpu: {metrics.get('cpu')} s  peak rss: {metrics.get('peak_rss')} B")
+               f"wall: {fmt_seconds(metrics.get('wall'))}  cpu: {fmt_seconds(metrics.get('cpu'))}  "
+               f"peak rss: {fmt_bytes(metrics.get('peak_rss'))}")
     click.echo("-- script.sh")
     click.echo(redact(chosen.script.read_text(encoding="utf-8", errors="replace")) if chosen.script.exists() else "(none)")
     for name in ("stdout", "stderr"):

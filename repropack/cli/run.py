@@ -7,16 +7,17 @@ from pathlib import Path
 
 import click
 
-from repropack.cli._options import echo_json, json_output, offline, project_dir
+from repropack.cli._complete import profile_names, step_names
+from repropack.cli._options import echo_json, frozen, json_output, offline, project_dir, verbosity
 
 
 @click.command("run")
-@click.argument("steps", nargs=-1)
-@click.option("--profile", help="Profile to run with (backend and runtime); default: `local`.")
+@click.argument("steps", nargs=-1, shell_complete=step_names)
+@click.option("--profile", shell_complete=profile_names, help="Profile to run with (backend and runtime); default: `local`.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Run at most N instances (and N cpus) at once.")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Skip instances whose key and outputs match.")
-@click.option("--from", "from_", metavar="STEP", help="Start at STEP (earlier steps are taken as done).")
-@click.option("--until", metavar="STEP", help="Stop after STEP.")
+@click.option("--from", "from_", metavar="STEP", shell_complete=step_names, help="Start at STEP (earlier steps are taken as done).")
+@click.option("--until", metavar="STEP", shell_complete=step_names, help="Stop after STEP.")
 @click.option("--dry-run", is_flag=True, help="Print what would run and why; run nothing.")
 @click.option("--keep-going", is_flag=True, help="After a failure, go on with everything that does not depend on it.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a [params] value (repeatable).")
@@ -25,9 +26,15 @@ from repropack.cli._options import echo_json, json_output, offline, project_dir
 @project_dir
 @json_output
 @offline
+@frozen
+@verbosity
 def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, params, rehash, project_dir, as_json,
-            offline):
-    """Run STEP... (default: every step), in parallel where the DAG allows."""
+            offline, frozen, quiet, verbose):
+    """Run STEP... (default: every step), in parallel where the DAG allows.
+
+    What the lock names but this machine lacks is downloaded and installed first (never re-solved);
+    --offline installs from the cache only, --frozen installs nothing.
+    """
     from repropack.errors import StepFailed, UsageError
     from repropack.manifest import load_manifest
     from repropack.run.dag import expand
@@ -46,9 +53,10 @@ def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, par
 
     redact = project_redactor(manifest, overrides)  # knows the --param values: masks them in every line below
     options = RunOptions(profile=profile, jobs=jobs, resume=resume, keep_going=keep_going, offline=offline,
-                         rehash=rehash, argv=["repropack", "run", *sys.argv[2:]], redactor=redact)
-    events = make_events(as_json)
+                         rehash=rehash, frozen=frozen, argv=["repropack", "run", *sys.argv[2:]], redactor=redact)
+    events = make_events(as_json, quiet=quiet, verbose=verbose)
     runner = Runner(manifest, dag, options, events)
+    _prepare(runner, as_json=as_json, quiet=quiet, verbose=verbose)
     if isinstance(events, RichEvents):
         with events:
             result = runner.run()
@@ -63,7 +71,7 @@ def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, par
         echo_json({"run": result.run_id, "status": result.status, "counts": summary, "undeclared": result.undeclared,
                    "instances": {r.id: {"status": r.status, "failure": r.failure, "message": r.message,
                                         "attempts": r.attempts} for r in result.results.values()}})
-    else:
+    elif not quiet:
         parts = ", ".join(f"{n} {s}" for s, n in summary.items() if n)
         click.echo(f"run {result.run_id}: {parts or 'nothing to do'}", err=True)
     if result.failed:
@@ -74,6 +82,20 @@ def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, par
                          failure=first.failure or "failed", log_tail="", run_dir=first.dir)
     if result.status != "ok":
         raise UsageError(f"run ended {result.status}")
+
+
+def _prepare(runner, *, as_json: bool, quiet: bool, verbose: int) -> None:
+    """Fetch and create the environments the lock names, with their own progress, before the run's display."""
+    from repropack.cli._fetching import fetch_reporter
+
+    reporter = fetch_reporter(as_json=as_json, quiet=quiet, verbose=verbose)
+    try:
+        created = runner.prepare_environments(reporter)
+    finally:
+        reporter.close()
+    for name, prefix in created:
+        if not (quiet or as_json):
+            click.echo(f"created environment {name}: {prefix}", err=True)
 
 
 def _parse_params(pairs) -> dict[str, str]:

@@ -18,7 +18,10 @@ The API other packages call (all importable from ``repropack.lock``):
   rewritten to ``prefix`` (default ``dest``), so ``/opt/envs/<name>`` can be staged on the
   host for an image (:mod:`.materializer`).
 - ``host_environment(lockset, env_name) -> Path``: the project's own prefix under
-  ``.repropack/envs/`` (what ``env create`` and the local runner use).
+  ``.repropack/envs/``, from the cache only.
+- ``provide_host_environment(lockset, env_name, Provision(...)) -> (Path, created)``: the same,
+  downloading what the cache lacks first unless ``--offline``/``--frozen`` (what ``env`` and
+  the local runner use).
 
 Lock layout and format: :mod:`.lockfile`. Base image pinning: :mod:`.base_image`.
 """
@@ -40,6 +43,8 @@ _EXPORTS = {
     "materialize": "materializer",
     "host_environment": "materializer",
     "ensure_host_environment": "materializer",
+    "provide_host_environment": "materializer",
+    "Provision": "provision",
     "activation_env": "materializer",
 }
 

@@ -36,6 +36,7 @@ class Artifact:
     sha256: str
     filename: str
     platform: str
+    size: int | None = None  # bytes, where the lock file records it (pylock does, conda-lock v1 does not)
 
     @property
     def label(self) -> str:
@@ -70,15 +71,18 @@ def environment_artifacts(lockset: LockSet, env_name: str, platform: str | None 
         relpath = pylock_relpath(env_name, plat)
         if (platform is None or plat == platform) and relpath in env.files:
             for w in read_pylock(lockset.path(relpath).read_text(encoding="utf-8"), plat):
-                out.append(Artifact("pip", w.name, w.version, w.url, w.sha256, w.filename, plat))
+                out.append(Artifact("pip", w.name, w.version, w.url, w.sha256, w.filename, plat, w.size))
     return out
 
 
-def all_artifacts(lockset: LockSet, environments: Iterable[str] | None = None) -> list[Artifact]:
+def all_artifacts(lockset: LockSet, environments: Iterable[str] | None = None,
+                  platforms: Iterable[str] | None = None) -> list[Artifact]:
     seen: dict[str, Artifact] = {}
+    wanted = set(platforms) if platforms is not None else None
     for name in sorted(environments or lockset.environments):
         for artifact in environment_artifacts(lockset, name):
-            seen.setdefault(artifact.sha256, artifact)
+            if wanted is None or artifact.platform in wanted:
+                seen.setdefault(artifact.sha256, artifact)
     return list(seen.values())
 
 
@@ -102,15 +106,16 @@ def fetch(
     *,
     manifest: Any = None,
     environments: Iterable[str] | None = None,
+    platforms: Iterable[str] | None = None,
     cache: ArtifactCache | None = None,
     jobs: int = 8,
     retries: int = 4,
     backoff: float = 0.5,
     reporter: Reporter | None = None,
 ) -> FetchReport:
-    """Make every artifact of the lock (or of ``environments``) present and verified in the cache."""
+    """Make every artifact of the lock (or of ``environments``, ``platforms``) present and verified in the cache."""
     cache = cache or ArtifactCache()
-    artifacts = all_artifacts(lockset, environments)
+    artifacts = all_artifacts(lockset, environments, platforms)
     report = FetchReport()
     if reporter:
         reporter.on_start(artifacts)

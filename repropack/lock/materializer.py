@@ -23,11 +23,13 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from repropack.errors import EnvironmentCreateError
 from repropack.lock.cache import ArtifactCache
 from repropack.lock.fetcher import Artifact, environment_artifacts
 from repropack.lock.lockfile import LockSet, environment_lock_hash
+from repropack.lock.provision import Provision
 
 MARKER = ".repropack-env.json"
 ENVS_DIR = ".repropack/envs"
@@ -231,18 +233,45 @@ def host_environment(lockset: LockSet, env_name: str, *, cache: ArtifactCache | 
     return ensure_host_environment(lockset, env_name, cache=cache)[0]
 
 
-def ensure_host_environment(lockset: LockSet, env_name: str, *, cache=None) -> tuple[Path, bool]:
-    """(prefix, created): reuse a matching prefix, else build it beside and rename it into place."""
+def provide_host_environment(lockset: LockSet, env_name: str, provision: Provision = Provision(), *,
+                             manifest: Any = None, cache: ArtifactCache | None = None) -> tuple[Path, bool]:
+    """(prefix, created): the host prefix of ``env_name``, fetched and created as ``provision`` allows."""
+    final, lock_hash = _host_prefix(lockset, env_name)
+    if _is_current(final, lock_hash):
+        return final, False
+    if not provision.create:
+        raise EnvironmentCreateError(f"environment {env_name} is not created on this machine and --frozen "
+                                     "forbids creating it", hint="run `repropack env create`")
+    if provision.fetch:
+        from repropack.lock.fetcher import fetch
+
+        fetch(lockset, manifest=manifest, environments=[env_name], platforms=[host_platform()], cache=cache,
+              reporter=provision.reporter)
+    return ensure_host_environment(lockset, env_name, cache=cache)
+
+
+def _host_prefix(lockset: LockSet, env_name: str) -> tuple[Path, str]:
     lock_hash = environment_lock_hash(lockset, env_name)
     final = (lockset.root / ENVS_DIR / f"{env_name}-{lock_hash.split(':')[-1][:12]}").absolute()
+    return final, lock_hash
+
+
+def _is_current(final: Path, lock_hash: str) -> bool:
     marker = final / MARKER
-    if marker.is_file():
-        try:
-            recorded = json.loads(marker.read_text())
-        except ValueError:
-            recorded = {}
-        if recorded.get("prefix") == str(final) and recorded.get("lock_hash") == lock_hash:
-            return final, False
+    if not marker.is_file():
+        return False
+    try:
+        recorded = json.loads(marker.read_text())
+    except ValueError:
+        return False
+    return recorded.get("prefix") == str(final) and recorded.get("lock_hash") == lock_hash
+
+
+def ensure_host_environment(lockset: LockSet, env_name: str, *, cache=None) -> tuple[Path, bool]:
+    """(prefix, created): reuse a matching prefix, else build it beside and rename it into place."""
+    final, lock_hash = _host_prefix(lockset, env_name)
+    if _is_current(final, lock_hash):
+        return final, False
     staging = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:

@@ -49,6 +49,7 @@ class PipPackage:
     platform: str
     url: str
     sha256: str
+    size: int | None = None  # bytes, as the pylock records it
 
     @property
     def filename(self) -> str:
@@ -159,5 +160,5 @@ def read_pylock(text: str, platform: str) -> list[PipPackage]:
             raise LockError(f"pylock entry {pkg.get('name')} has no wheel; only wheels can be installed")
         for wheel in wheels:
             out.append(PipPackage(name=pkg["name"], version=str(pkg["version"]), platform=platform,
-                                  url=wheel["url"], sha256=wheel["hashes"]["sha256"]))
+                                  url=wheel["url"], sha256=wheel["hashes"]["sha256"], size=wheel.get("size")))
     return out

@@ -15,6 +15,7 @@ from html import escape
 from importlib import resources
 from typing import Any
 
+from repropack.human import fmt_bytes, fmt_seconds
 from repropack.report.model import CACHED, DONE, FAILED, INTERRUPTED, NOT_RUN, RUNNING, STATES, Instance, Report
 
 MAX_BARS = 20_000  # beyond this the timeline keeps failed, critical and the longest instances
@@ -63,31 +64,7 @@ def _json_for_script(data: Any) -> str:
     return text
 
 
-# -- formatting --------------------------------------------------------------------------
-def fmt_seconds(s: float | None) -> str:
-    if s is None:
-        return "–"
-    if 0 < s < 0.001:
-        return "<1 ms"
-    if s < 1:
-        return f"{s * 1000:.0f} ms"
-    if s < 60:
-        return f"{s:.1f} s"
-    if s < 3600:
-        return f"{int(s // 60)} min {int(s % 60):02d} s"
-    return f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
-
-
-def fmt_bytes(n: float | None) -> str:
-    if n is None:
-        return "–"
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
-
-
+# -- formatting (bytes and seconds: repropack.human) ---------------------------------------
 def fmt_pct(x: float | None) -> str:
     return "–" if x is None else f"{x * 100:.0f}%"
 

@@ -28,8 +28,10 @@ SIF_CACHE = Path(".repropack") / "cache" / "sif"
 
 
 class Environments:
-    def __init__(self, manifest: Manifest):
+    def __init__(self, manifest: Manifest, provision: Any = None):
         self.manifest = manifest
+        self.provision = provision  # repropack.lock.Provision: may it fetch and create? (default: both)
+        self.created: list[tuple[str, Path]] = []  # environments installed by this object
         self.root = manifest.root
         self._lockset: Any = None
         self._hashes: dict[str | None, str] = {}
@@ -77,10 +79,13 @@ class Environments:
         if lockset is None:
             from repropack.errors import StaleLockError
 
-            raise StaleLockError(f"environment {name!r} is not locked yet", hint="run `repropack lock` and `repropack fetch`")
-        from repropack.lock import host_environment
+            raise StaleLockError(f"environment {name!r} is not locked yet", hint="run `repropack lock`")
+        from repropack.lock import Provision, provide_host_environment
 
-        return Path(host_environment(lockset, name))
+        prefix, created = provide_host_environment(lockset, name, self.provision or Provision(), manifest=self.manifest)
+        if created:
+            self.created.append((name, Path(prefix)))
+        return Path(prefix)
 
     # -- images --------------------------------------------------------------------------
     def image(self, profile: Profile, runtime: str) -> str:

@@ -53,6 +53,7 @@ class RunOptions:
     max_backoff: float = 60.0
     offline: bool = False
     rehash: bool = False  # trust no recorded file stamp: hash every input, source and output again
+    frozen: bool = False  # never fetch nor create an environment: what the lock names must be here already
     argv: Sequence[str] = ()
     redactor: Redactor | None = None  # masks secrets in records; default: the project's (no --param values)
 
@@ -115,6 +116,12 @@ class _Active:
     timed: bool = False  # the runner enforces its time limit (the backend does not); deadline set once it runs
 
 
+def _provision(options: RunOptions, reporter: Any = None) -> Any:
+    from repropack.lock.provision import Provision
+
+    return Provision.from_flags(offline=options.offline, frozen=options.frozen, reporter=reporter)
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
 
@@ -151,7 +158,7 @@ class Runner:
         self.events = events or Events()
         self.root = manifest.root.resolve()
         self.run_id = new_run_id()
-        self.environments = Environments(manifest)
+        self.environments = Environments(manifest, _provision(self.options))
         self.redactor = self.options.redactor or project_redactor(manifest)
         self.results: dict[str, InstanceResult] = {}
         self.active: dict[str, _Active] = {}
@@ -273,6 +280,15 @@ class Runner:
         r = inst.step.resources
         memory = r.memory.at(attempt) if r.memory is not None else 0
         return Demand(cpus=max(1, int(r.cpus)), memory=memory, gpus=int(r.gpus or 0))
+
+    def prepare_environments(self, reporter: Any = None) -> list[tuple[str, Path]]:
+        """Fetch and create the host environments the selected steps use; returns those created now."""
+        self._check_fit()  # a refused resource request comes before any download
+        self.environments.provision = _provision(self.options, reporter)
+        names = {i.step.environment for i in self.dag.instances.values() if self.profile_for(i).runtime == "host"}
+        for name in sorted(n for n in names if n is not None):
+            self.environments.host_prefix(name)
+        return list(self.environments.created)
 
     # -- run -----------------------------------------------------------------------------
     def run(self) -> RunResult:

@@ -14,6 +14,7 @@ import heapq
 from dataclasses import dataclass
 
 from repropack.backends.machine import machine_cpus, machine_gpus, machine_memory
+from repropack.human import fmt_bytes
 
 BACKFILL_SCAN = 64
 UNLIMITED = 1 << 62  # a capacity with no declared limit (a remote backend queues what it cannot start)
@@ -42,7 +43,7 @@ class Capacity:
 
     def describe(self) -> str:
         parts = [f"{self.cpus} cpu(s)" if self.cpus < UNLIMITED else "",
-                 f"{format_bytes(self.memory)} memory" if self.memory < UNLIMITED else "",
+                 f"{fmt_bytes(self.memory)} memory" if self.memory < UNLIMITED else "",
                  f"{self.gpus} gpu(s)" if self.gpus < UNLIMITED else "",
                  f"{self.jobs} job(s) at once" if self.jobs else ""]
         return ", ".join(p for p in parts if p)
@@ -57,14 +58,6 @@ def capacity(*, cpus: int | None = None, memory: int | None = None, jobs: int | 
         jobs=jobs,
         gpus=machine_gpus(),
     )
-
-
-def format_bytes(n: int | float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
 
 
 class Scheduler:
@@ -83,7 +76,7 @@ class Scheduler:
         if demand.cpus > self.cap.cpus:
             problems.append(f"{demand.cpus} cpus")
         if demand.memory > self.cap.memory:
-            problems.append(f"{format_bytes(demand.memory)} memory")
+            problems.append(f"{fmt_bytes(demand.memory)} memory")
         if demand.gpus > self.cap.gpus:
             problems.append(f"{demand.gpus} gpus")
         if self.cap.jobs is not None and demand.jobs > self.cap.jobs:
