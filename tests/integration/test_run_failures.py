@@ -160,7 +160,7 @@ def test_a_step_that_can_never_fit_is_refused_before_anything_runs(tmp_path):
         resources = { cpus = 512 }
     """)
     done = repropack(root, "run")
-    assert done.returncode == 1
+    assert done.returncode == 5  # EXIT_RESOURCES (docs/cli.md); it was 1, like a failed step
     assert "huge asks for 512 cpus" in done.stderr
     assert not (root / "out").exists() and not (root / ".repropack/journal.jsonl").exists()
 
