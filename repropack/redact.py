@@ -8,9 +8,11 @@ and of every param (manifest default or ``--param`` override) whose name looks s
 is masked wherever it appears, e.g. in a step's stderr tail.
 
 A ``--param`` value is known only to its run. So that ``logs`` and ``report`` can mask it
-later without any record holding it, the run keeps salted digests of its secret values
-(:meth:`Redactor.digests`; a salted SHA-256 per value, like the params digest the cache
-key already holds) and a later reader masks every window of text with a matching digest.
+later without any record holding it, the run keeps salted digests of the secret values that
+reach its steps (:meth:`Redactor.digests`; a salted SHA-256 per value, like the params digest
+the cache key already holds) and a later reader masks every window of text with a matching
+digest. That scan costs a hash per byte and recorded length (about 2 s per MB and length on
+a busy 2-core VM): cheap for tails, slow for `logs` of a huge stream.
 
 Used by the run records (journal, ``run.json``), the CLI's failure summary and ``logs``,
 the report and error messages. A step still gets the real values: only what repropack
@@ -79,8 +81,11 @@ def _longest_first(values: Iterable[str]) -> list[str]:
 class Redactor:
     """Masks the given secret values, values matching recorded digests, then every secret form."""
 
-    def __init__(self, values: Iterable[str] = (), digests: Mapping[str, Any] | None = None):
+    def __init__(self, values: Iterable[str] = (), digests: Mapping[str, Any] | None = None,
+                 reach_steps: Iterable[str] | None = None):
         self.values = _longest_first(v for v in values if v)
+        # Only what a step can print needs a digest (a step sees no other variable of the caller's).
+        self.reach_steps = self.values if reach_steps is None else _longest_first(reach_steps)
         self._salt, self._digests = _read_digests(digests)
 
     def __call__(self, text: str | None) -> str:
@@ -96,22 +101,29 @@ class Redactor:
         return text
 
     def digests(self, values: Iterable[str] | None = None) -> dict[str, Any]:
-        """A record of salted digests of ``values`` (default: this redactor's), never the values."""
+        """A record of salted digests of ``values`` (default: those reaching steps), never the values."""
         salt = secrets.token_bytes(16)
-        chosen = self.values if values is None else _longest_first(values)
-        return {"salt": salt.hex(), "values": [[len(v), _digest(salt, v)] for v in chosen]}
+        chosen = self.reach_steps if values is None else _longest_first(values)
+        return {"salt": salt.hex(), "values": [[len(_utf8(v)), _digest(salt, v)] for v in chosen]}
 
     def _mask_digests(self, text: str) -> str:
-        # One pass per recorded length; spans are masked from the longest secret down.
+        # One pass per recorded length (in UTF-8 bytes) over every window of the text; the salted
+        # hash state is made once and copied per window (the cost is the per-window call).
+        data = text.encode("utf-8", "surrogatepass")
+        view = memoryview(data)
+        base = hashlib.sha256(self._salt)
         spans: list[tuple[int, int]] = []
-        for length in sorted(self._digests, reverse=True):
-            wanted = self._digests[length]
-            for start in range(len(text) - length + 1):
-                if _digest(self._salt, text[start:start + length]) in wanted:
+        for length, wanted in self._digests.items():
+            for start in range(len(data) - length + 1):
+                h = base.copy()
+                h.update(view[start:start + length])
+                if h.hexdigest() in wanted:
                     spans.append((start, start + length))
+        if not spans:
+            return text
         for start, end in sorted(_merge(spans), reverse=True):
-            text = text[:start] + MASK + text[end:]
-        return text
+            data = data[:start] + MASK.encode() + data[end:]
+        return data.decode("utf-8", "replace")
 
     def argv(self, argv: Sequence[str]) -> list[str]:
         """An argument vector with secrets masked, also a value given after ``--password``."""
@@ -122,8 +134,12 @@ class Redactor:
         return out
 
 
+def _utf8(value: str) -> bytes:
+    return value.encode("utf-8", "surrogatepass")
+
+
 def _digest(salt: bytes, value: str) -> str:
-    return hashlib.sha256(salt + value.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(salt + _utf8(value)).hexdigest()
 
 
 def _read_digests(record: Mapping[str, Any] | None) -> tuple[bytes, dict[int, set[str]]]:
@@ -156,7 +172,6 @@ def project_redactor(manifest: Any = None, overrides: Mapping[str, Any] | None =
     the values behind ``digests`` (a run's record of them)."""
     names = [n for profile in getattr(manifest, "profiles", {}).values() for n in getattr(profile, "env", ())
              if SECRET_NAME.search(n)]
-    values = secret_values(names=names)
-    values += secret_params(getattr(manifest, "params", None) or {})
-    values += secret_params(dict(overrides or {}))
-    return Redactor(values, digests)
+    passed = [os.environ[n] for n in names if n in os.environ]
+    params = secret_params(getattr(manifest, "params", None) or {}) + secret_params(dict(overrides or {}))
+    return Redactor([*secret_values(), *passed, *params], digests, reach_steps=[*passed, *params])
