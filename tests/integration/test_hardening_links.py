@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from runhelp import journal, repropack, write_project
 from sentinel import changed, one_line_error, snapshot
+from test_run_engines import PROFILES, _share_sif, base_sif  # noqa: F401  (base_sif: a fixture)
 
 HEAD = """
 [project]
@@ -174,3 +175,40 @@ def test_defect03_links_inside_the_project_are_fine(tmp_path):
     repropack(root, "run", check=True)
     assert (root / "real" / "x.txt").read_text() == "in\n"
     assert _status(root)["instances"]["s"]["state"] == "done"
+
+
+ENGINE_STEPS = """
+[[steps]]
+name = "link"
+outputs = ["out/x.txt"]
+run = "ln -s /etc/passwd {outputs}"
+
+[[steps]]
+name = "tree"
+outputs = ["out/tree"]
+run = "mkdir -p {outputs} && echo a > {outputs}/a && ln -s /etc {outputs}/etc"
+
+[[steps]]
+name = "fine"
+outputs = ["out/fine"]
+run = "mkdir -p {outputs}/d && echo a > {outputs}/d/a && ln -s d/a {outputs}/b"
+"""
+
+
+@pytest.mark.parametrize("runtime", [pytest.param("docker", marks=pytest.mark.docker),
+                                     pytest.param("apptainer", marks=[pytest.mark.docker, pytest.mark.apptainer])])
+def test_defect03_output_links_in_containers(tmp_path, base_image, request, runtime):
+    """The same refusals when the link is made inside a container (its /etc is not the host's: no matter)."""
+    root = write_project(tmp_path / "p", f'[project]\nname = "links"\n[image]\nname = "{base_image}"\n'
+                         + PROFILES + ENGINE_STEPS)
+    if runtime == "apptainer":
+        _share_sif(root, request.getfixturevalue("base_sif"))
+    ran = repropack(root, "run", "--json", "--keep-going", "--profile", runtime, timeout=900)
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stderr
+    results = json.loads(ran.stdout)["instances"]
+    assert results["link"]["failure"] == results["tree"]["failure"] == "output-link", results
+    assert results["fine"]["status"] == "done", results
+    assert not os.path.lexists(root / "out/x.txt") and not os.path.lexists(root / "out/tree")
+    assert os.readlink(root / "out/fine/b") == "d/a"
+    assert PASSWD not in _records(root)
+    assert repropack(root, "verify").returncode == 0
