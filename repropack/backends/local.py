@@ -42,7 +42,8 @@ from repropack.backends.runtimes import (
     docker_run_kwargs,
     host_argv,
 )
-from repropack.errors import BackendError, EngineUnavailable
+from repropack import docker_api
+from repropack.errors import BackendError
 from repropack.run.rundir import SCRIPT, write_file
 from repropack.run.supervisor import LABEL_PROJECT, Supervisor, remove_containers
 
@@ -165,14 +166,7 @@ class LocalBackend(Backend):
 
     def _client(self) -> Any:
         if self._docker is None:
-            try:
-                import docker
-
-                self._docker = docker.from_env(timeout=DOCKER_TIMEOUT)
-                self._docker.ping()
-            except Exception as exc:
-                self._docker = None
-                raise EngineUnavailable("docker", str(exc), hint="is dockerd running?") from exc
+            self._docker = docker_api.connect(DOCKER_TIMEOUT)
         return self._docker
 
     def _submit_docker(self, job: Job) -> JobHandle:

@@ -10,11 +10,11 @@ so a dead ``DOCKER_HOST`` is one clear line, not a traceback.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from repropack import docker_api
 from repropack.errors import BuildError, EngineUnavailable
 
 
@@ -40,13 +40,6 @@ class ContainerEngine(Protocol):
         """Point ``ref`` at ``image_id``."""
 
 
-def _docker_errors():
-    import docker.errors
-    import requests.exceptions
-
-    return (docker.errors.DockerException, requests.exceptions.RequestException, ConnectionError, OSError)
-
-
 class DockerEngine:
     """The Docker daemon at ``DOCKER_HOST`` (or the default socket), through the docker SDK."""
 
@@ -58,23 +51,12 @@ class DockerEngine:
 
     @property
     def endpoint(self) -> str:
-        return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        return docker_api.endpoint()
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            import docker
-
-            try:
-                self._client = docker.from_env(timeout=self._timeout)
-                self._client.ping()
-            except _docker_errors() as exc:
-                self._client = None
-                raise EngineUnavailable(
-                    "docker",
-                    f"no Docker daemon answers at {self.endpoint} ({type(exc).__name__})",
-                    hint="start dockerd or set DOCKER_HOST to a running engine",
-                ) from exc
+            self._client = docker_api.connect(self._timeout)
         return self._client
 
     def check(self) -> None:
@@ -89,7 +71,7 @@ class DockerEngine:
             raise
         except docker.errors.APIError as exc:
             raise BuildError(f"docker {what} failed: {exc.explanation or exc}") from exc
-        except _docker_errors() as exc:
+        except docker_api.engine_errors() as exc:
             raise EngineUnavailable("docker", f"lost the daemon at {self.endpoint} during {what}: {exc}") from exc
 
     def image_id(self, ref: str) -> str | None:

@@ -100,13 +100,17 @@ def _token(challenge: str, ref: ImageRef, timeout: float) -> str:
 
 def local_image_pin(image: str) -> tuple[str, str]:
     """(digest, kind) of a local Docker image: its RepoDigest if any, else its ID."""
-    import docker
+    from repropack import docker_api
 
+    client = None
     try:
-        client = docker.from_env(timeout=10)
+        client = docker_api.connect(10, ping=False)
         attrs = client.images.get(image).attrs
     except Exception as exc:  # docker raises many unrelated types (connection, not found, API)
         raise LockError(f"no local image {image} ({_short(exc)})") from exc
+    finally:
+        if client is not None:
+            client.close()
     repo = image.split("@", 1)[0].rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
     for repo_digest in attrs.get("RepoDigests") or []:
         name, _, digest = repo_digest.partition("@")

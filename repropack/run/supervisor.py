@@ -158,13 +158,10 @@ def _killpg(pgid: int) -> None:
 
 def remove_containers(run_id: str, containers: set[str] | None = None, *, label: str = LABEL_RUN) -> list[str]:
     """Force-remove containers of a run (by id and by label); returns their ids."""
-    try:
-        import docker
-    except ImportError:
-        return []
-    try:
-        client = docker.from_env(timeout=15)
-    except Exception:  # no engine: nothing of ours can be running in it
+    from repropack import docker_api
+
+    client = docker_api.connect_if_running(15)
+    if client is None:  # no engine: nothing of ours can be running in it
         return []
     removed = []
     try:
