@@ -25,6 +25,7 @@ from repropack.run.attempt import (
 )
 from repropack.run.checksums import format_checksums
 from repropack.run.scheduler import Demand
+from repropack.run.state import Active, InstanceResult, retry_delay
 from repropack.run.undeclared import Snapshot
 from repropack.run.units import UnitMixin, UnitState
 
@@ -115,7 +116,7 @@ class Executor(UnitMixin):
                 self._fail(iid, "missing-input", f"missing input {path}{why}", attempts=0)
                 continue
             if not decision.run:
-                self.r.results[iid] = rundir_result(iid, "skipped")
+                self.r.results[iid] = InstanceResult(iid, "skipped")
                 self.r.events.finished(self.r.results[iid])
                 self._complete(iid)
                 continue
@@ -256,7 +257,7 @@ class Executor(UnitMixin):
     def _start_many(self, items: list[tuple[str, int, dict[str, str] | None, str | None]]) -> list[Any]:
         """Submit attempts (iid, attempt, pipe paths, unit), one ``submit_many`` per backend.
 
-        Each comes back as its _Active, or (message, resources, attempt dir) if it could not start.
+        Each comes back as its Active, or (message, resources, attempt dir) if it could not start.
         A ``submit`` record (the intent) reaches the journal before its job can exist.
         """
         out: list[Any] = [self._prepare(*item) for item in items]
@@ -319,11 +320,9 @@ class Executor(UnitMixin):
             if prep.slot is not None:
                 self.slots.give_back(prep.slot)
             return str(result), prep.res, prep.adir
-        from repropack.run.runner import _Active
-
         handle, backend, res = result, prep.backend, prep.res
         timed = bool(res.time) and not self.r.capabilities(prep.profile).enforces_time
-        active = _Active(prep.inst, prep.attempt, handle, backend, time.monotonic(), None, prep.adir, prep.outputs,
+        active = Active(prep.inst, prep.attempt, handle, backend, time.monotonic(), None, prep.adir, prep.outputs,
                          res, prep.command, slot=prep.slot, unit=prep.unit, timed=timed)
         if timed and handle.started is not None:
             self._start_clock(active, handle.started)
@@ -422,7 +421,7 @@ class Executor(UnitMixin):
                             outputs=digests, start=metrics.get("start"), end=metrics.get("end"),
                             attempts=active.attempt, dir=f"{self._run_rel}/{idir.path.name}",
                             **({"streams": streams} if streams else {}))
-        result = rundir_result(inst.id, "done", attempts=active.attempt, dir=idir.path, command=active.command,
+        result = InstanceResult(inst.id, "done", attempts=active.attempt, dir=idir.path, command=active.command,
                                backend=active.backend.name, job_id=active.handle.job_id)
         self.r.results[inst.id] = result
         self.r.events.finished(result)
@@ -430,8 +429,6 @@ class Executor(UnitMixin):
             self._complete(inst.id)
 
     def _attempt_failed(self, inst, attempt, failure, message, res, adir, *, metrics=None, status=None, command=""):
-        from repropack.run.runner import retry_delay
-
         exit_code = status.exit_code if status else None
         message = self.r.redactor(message)
         self.journal.append("attempt", id=inst.id, attempt=attempt, status="failed", failure=failure,
@@ -454,7 +451,7 @@ class Executor(UnitMixin):
         message = self.r.redactor(message)
         self.journal.append("failed", id=iid, step=inst.step.name, failure=failure, message=message,
                             attempts=attempts, dir=os.path.relpath(dir, self.root) if dir else None)
-        result = rundir_result(iid, "failed", failure=failure, message=message, attempts=attempts, dir=dir,
+        result = InstanceResult(iid, "failed", failure=failure, message=message, attempts=attempts, dir=dir,
                                command=command, backend=self.r.profile_for(inst).backend, job_id=job_id)
         self.r.results[iid] = result
         self.failed_any = True
@@ -464,7 +461,7 @@ class Executor(UnitMixin):
 
     def _not_run(self, iid: str) -> None:
         if iid not in self.r.results:
-            self.r.results[iid] = rundir_result(iid, "not-run")
+            self.r.results[iid] = InstanceResult(iid, "not-run")
 
     def _complete(self, iid: str) -> None:
         for child in self.children.get(iid, ()):
@@ -509,9 +506,3 @@ class _Prepared:
     slot: Path | None
     unit: str | None
     backend: Backend
-
-
-def rundir_result(iid: str, status: str, **fields: Any):
-    from repropack.run.runner import InstanceResult
-
-    return InstanceResult(iid, status, **fields)

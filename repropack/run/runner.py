@@ -35,6 +35,7 @@ from repropack.run.pipes import pipe_units
 from repropack.run.plan import Decision, Planner, dry_run, refuse_outside_links
 from repropack.run.profiles import Profiles, keyed_env
 from repropack.run.scheduler import UNLIMITED, Capacity, Demand, Scheduler
+from repropack.run.state import Active, InstanceResult
 from repropack.run.supervisor import LABEL_PROJECT, LABEL_RUN, Supervisor
 
 if TYPE_CHECKING:
@@ -56,19 +57,6 @@ class RunOptions:
     frozen: bool = False  # never fetch nor create an environment: what the lock names must be here already
     argv: Sequence[str] = ()
     redactor: Redactor | None = None  # masks secrets in records; default: the project's (no --param values)
-
-
-@dataclass
-class InstanceResult:
-    id: str
-    status: str  # done | skipped | failed | not-run
-    failure: str | None = None
-    message: str = ""
-    attempts: int = 0
-    dir: Path | None = None
-    command: str = ""
-    backend: str = ""
-    job_id: str | None = None
 
 
 @dataclass
@@ -95,25 +83,6 @@ class Events:
     def finished(self, result: InstanceResult) -> None: ...
     def retrying(self, instance_id: str, attempt: int, failure: str, message: str, delay: float) -> None: ...
     def note(self, message: str) -> None: ...
-
-
-@dataclass
-class _Active:
-    inst: Any
-    attempt: int
-    handle: JobHandle
-    backend: Backend
-    start: float
-    deadline: float | None
-    attempt_dir: rundir.AttemptDir
-    outputs: Any
-    resources: Any
-    command: str
-    kill_at: float | None = None
-    timed_out: bool = False
-    slot: Path | None = None
-    unit: str | None = None  # the lead of its pipe unit, when it streams to or from another instance
-    timed: bool = False  # the runner enforces its time limit (the backend does not); deadline set once it runs
 
 
 def _provision(options: RunOptions, reporter: Any = None) -> Any:
@@ -161,7 +130,7 @@ class Runner:
         self.environments = Environments(manifest, _provision(self.options))
         self.redactor = self.options.redactor or project_redactor(manifest)
         self.results: dict[str, InstanceResult] = {}
-        self.active: dict[str, _Active] = {}
+        self.active: dict[str, Active] = {}
         self.stopping = False
         self.interrupts = 0
         self._delayed: list[tuple[float, str, int]] = []
@@ -407,11 +376,6 @@ def _install_signals(handler: Callable[[int, Any], None]) -> dict[int, Any]:
 def _restore_signals(previous: dict[int, Any]) -> None:
     for sig, old in previous.items():
         signal.signal(sig, old)
-
-
-def retry_delay(options: RunOptions, attempt: int) -> float:
-    """Backoff before attempt `attempt` (2, 3, ...): base, 2*base, 4*base ... capped."""
-    return min(options.max_backoff, options.retry_backoff * (2 ** max(0, attempt - 2)))
 
 
 def _smallest(limits: Any) -> Capacity:

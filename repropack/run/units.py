@@ -19,6 +19,7 @@ from repropack.backends.base import CANCELLED
 from repropack.run.attempt import OutputFailure, collect_outputs
 from repropack.run.pipes import Relay, make_fifo, pipe_readers
 from repropack.run.plan import decide_unit
+from repropack.run.state import InstanceResult, retry_delay
 
 PIPE = "pipe"
 
@@ -43,10 +44,8 @@ class UnitMixin:
                 self._fail(d.instance_id, "missing-input", f"missing input {missing.missing[0]}", attempts=0)
             return
         if not any(d.run for d in decisions):
-            from repropack.run.execute import rundir_result
-
             for d in decisions:
-                self.r.results[d.instance_id] = rundir_result(d.instance_id, "skipped")
+                self.r.results[d.instance_id] = InstanceResult(d.instance_id, "skipped")
                 self.r.events.finished(self.r.results[d.instance_id])
             self._complete(lead)
             return
@@ -182,8 +181,6 @@ class UnitMixin:
         return outcomes
 
     def _unit_failed(self, lead: str, state: UnitState, outcomes: dict[str, Any]) -> None:
-        from repropack.run.runner import retry_delay
-
         for iid, (failure, message, (_, metrics)) in outcomes.items():
             if metrics is not None:
                 self.journal.append("attempt", id=iid, attempt=state.attempt, status="failed", failure=failure,
