@@ -194,9 +194,6 @@ class FakeBackend(Backend):
             return subprocess.run(["bash", "-euo", "pipefail", str(job.script_path)], cwd=job.project,
                                   env=dict(job.env), stdout=out, stderr=err, stdin=subprocess.DEVNULL).returncode
 
-    def capabilities(self, profile: Any = None) -> Capabilities:
-        return fake_capabilities(enforces_time=self.enforces_time, survives=self.survives)
-
 
 def fake_capabilities(*, enforces_time: bool = False, survives: bool = False, co_schedules: bool = False,
                       cpus: int = 8, memory: int = 16 << 30) -> Capabilities:

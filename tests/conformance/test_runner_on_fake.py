@@ -7,7 +7,10 @@ backend, so the runner's own cadence is what is measured.
 
 from __future__ import annotations
 
+import os
+import signal
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import pytest
 from fakebackend import FakeBackend, FakeCluster, Script, fake_capabilities
 from repropack.backends import registry
 from repropack.backends.base import LOST, TIMEOUT
-from repropack.errors import RunError
+from repropack.errors import RunError, RunInterrupted
 from repropack.manifest import load_manifest
 from repropack.run.dag import expand
 from repropack.run.journal import read_records
@@ -202,6 +205,23 @@ def test_a_pipe_group_on_a_backend_that_cannot_co_schedule_is_refused_at_plan_ti
         run(root)
     assert "step 'produce': profile 'remote' uses backend 'fake', which cannot start a pipe group" in str(info.value)
     assert not fake.made
+
+
+def test_ctrl_c_cancels_what_runs_and_keeps_what_finished(fake, tmp_path):
+    fake.scripts[("make[n=3]", None)] = Script("ok", runs=60)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    began = time.monotonic()
+    try:
+        with pytest.raises(RunInterrupted):
+            run(project(tmp_path / "p"), jobs=8)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - began < 10
+    assert any(job.cancelled for job in fake.cluster.jobs.values())
+    done = {r["id"] for r in read_records(tmp_path / "p" / JOURNAL) if r["t"] == "done"}
+    failed = {r["id"]: r["failure"] for r in read_records(tmp_path / "p" / JOURNAL) if r["t"] == "failed"}
+    assert done == {"make[n=1]", "make[n=2]"} and failed == {"make[n=3]": "cancelled"}
 
 
 def test_an_unavailable_backend_is_refused_before_anything_runs(tmp_path):
