@@ -49,9 +49,9 @@ def connect(timeout: float, *, ping: bool = True) -> Any:
     return client
 
 
-def connect_if_running(timeout: float) -> Any | None:
-    """A client, or None when no engine answers (then nothing of ours can be running in it)."""
+def connect_if_running(timeout: float, *, ping: bool = True) -> Any | None:
+    """A client, or None when there is no engine (then nothing of ours can be running in it)."""
     try:
-        return connect(timeout)
+        return connect(timeout, ping=ping)
     except EngineUnavailable:
         return None

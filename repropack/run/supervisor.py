@@ -160,8 +160,9 @@ def remove_containers(run_id: str, containers: set[str] | None = None, *, label:
     """Force-remove containers of a run (by id and by label); returns their ids."""
     from repropack import docker_api
 
-    client = docker_api.connect_if_running(15)
-    if client is None:  # no engine: nothing of ours can be running in it
+    # no ping: a runner was just killed and every moment counts; a dead engine fails the list below
+    client = docker_api.connect_if_running(15, ping=False)
+    if client is None:
         return []
     removed = []
     try:
