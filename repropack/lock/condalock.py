@@ -79,10 +79,14 @@ available, unless you explicitly update the lock file.
 Install this environment as "YOURENV" with:
     conda-lock install -n YOURENV {name}
 To update a single package to the latest version compatible with the version constraints in the source:
-    conda-lock lock  --lockfile {name} --update PACKAGE
+    repropack lock --update PACKAGE
 To re-solve the entire environment, e.g. after changing a version constraint in the source file:
-    conda-lock {sources} --lockfile {name}
+    repropack lock
 """
+# conda-lock's own advice (`conda-lock -f SOURCE --lockfile ...`) cannot work here: conda-lock
+# cannot read repropack.toml. The two lines above are the only difference from its writer.
+CONDA_LOCK_ADVICE = ("    conda-lock lock  --lockfile {name} --update PACKAGE", "    conda-lock {sources} --lockfile {name}")
+OUR_ADVICE = ("    repropack lock --update PACKAGE", "    repropack lock")
 
 
 def conda_lock_text(lockfile, name: str) -> str:

@@ -173,7 +173,9 @@ def _solve_environment(name, env, old, previous, mirror_map, platforms, update, 
 
         pip = {p: solve_pypi.read_pylock(t, p) for p, t in pip_text.items() if t}
         path = root / conda_lock_relpath(name)
-        content_hash = {p: canonical_hash({"inputs": inputs, "platform": p}) for p in env.platforms}
+        # conda-lock's own form: bare hex (its readers compare it with a hexdigest of the sources)
+        content_hash = {p: canonical_hash({"inputs": inputs, "platform": p}).removeprefix("sha256:")
+                        for p in env.platforms}
         files[conda_lock_relpath(name)] = render_conda_lock(
             path, inputs["channels"], list(env.platforms), conda, _first_wheel(pip), content_hash,
             sources=["../../repropack.toml"])

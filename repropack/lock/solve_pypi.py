@@ -36,6 +36,14 @@ PYTHON_PLATFORMS = {
     "osx-arm64": "aarch64-apple-darwin",
     "win-64": "x86_64-pc-windows-msvc",
 }
+# PEP 751 `environments`: the one platform a pylock was resolved for, as a PEP 508 marker.
+PLATFORM_MARKERS = {
+    "linux-64": "sys_platform == 'linux' and platform_machine == 'x86_64'",
+    "linux-aarch64": "sys_platform == 'linux' and platform_machine == 'aarch64'",
+    "osx-64": "sys_platform == 'darwin' and platform_machine == 'x86_64'",
+    "osx-arm64": "sys_platform == 'darwin' and platform_machine == 'arm64'",
+    "win-64": "sys_platform == 'win32' and platform_machine == 'AMD64'",
+}
 _NOT_PYPI = {"python", "pip", "python_abi"}  # conda-only names that must not constrain the PyPI side
 _URL = re.compile(r'(url = ")([^"]+)(")')
 
@@ -112,7 +120,30 @@ def compile_pylock(
             raise SolveError(f"environment {env}, platform {platform}: cannot resolve the PyPI packages "
                              f"{list(requirements)}: {_uv_message(proc.stderr)}")
         text = (work / "pylock.toml").read_text(encoding="utf-8")
-    return _URL.sub(lambda m: m.group(1) + strip_credentials(m.group(2)) + m.group(3), text)
+    text = _URL.sub(lambda m: m.group(1) + strip_credentials(m.group(2)) + m.group(3), text)
+    return describe_pylock(text, python, platform, indexes)
+
+
+_PACKAGE_VERSION = re.compile(r'^(\[\[packages\]\]\nname = "[^"\n]+"\nversion = "[^"\n]+"\n)', re.M)
+
+
+def describe_pylock(text: str, python: str, platform: str, indexes: Sequence[str]) -> str:
+    """Say what the pylock is for, so an installer refuses the wrong target up front (PEP 751).
+
+    uv writes ``requires-python = ">=X.Y"``, but the resolution (and wheels such as cp311-only
+    ones) holds for Python X.Y alone: ``==X.Y.*``. ``environments`` names the one platform it was
+    resolved for. With a single index every package came from it: ``packages.index``.
+    """
+    head, sep, body = text.partition("\n[[")
+    keep = [line for line in head.splitlines() if line and not line.startswith(("requires-python =", "environments ="))]
+    keep += [f'requires-python = "=={".".join(python.split(".")[:2])}.*"',
+             f'environments = ["{PLATFORM_MARKERS[platform]}"]']
+    text = "\n".join(keep) + "\n" + (sep + body if sep else "")
+    if len(indexes) == 1:
+        index = f'index = "{strip_credentials(indexes[0])}"\n'
+        text = re.sub(r'^index = "[^"\n]*"\n', "", text, flags=re.M)
+        text = _PACKAGE_VERSION.sub(lambda m: m.group(1) + index, text)
+    return text
 
 
 def index_args(indexes: Sequence[str]) -> list[str]:

@@ -80,3 +80,19 @@ def test_quickstart_end_to_end(tmp_project, capfd):
     capfd.readouterr()
     assert main(["env", "run", "-C", root, "--", "python", "-c", "import tabulate; print(tabulate.__version__)"]) == 0
     assert capfd.readouterr().out == "0.9.0\n"
+
+
+def test_conda_lock_header_and_content_hash_in_conda_locks_own_form(tmp_project):
+    import re
+
+    from conda_lock.lockfile import parse_conda_lock_file
+
+    root = tmp_project("conda-local")
+    assert main(["lock", "-C", str(root)]) == 0
+    path = root / "locks/default/conda-lock.yml"
+    text = path.read_text()
+    assert "# To re-solve the entire environment, e.g. after changing a version constraint in the source file:\n" \
+           "#     repropack lock\n" in text
+    assert "conda-lock -f" not in text  # conda-lock cannot read repropack.toml: that advice could not work
+    hashes = parse_conda_lock_file(path).metadata.content_hash
+    assert hashes and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes.values()), hashes

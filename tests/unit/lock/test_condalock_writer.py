@@ -5,7 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from repropack.lock.condalock import build_lockfile, conda_lock_text, read_conda_packages, render_conda_lock
+from repropack.lock.condalock import (
+    CONDA_LOCK_ADVICE,
+    OUR_ADVICE,
+    build_lockfile,
+    conda_lock_text,
+    read_conda_packages,
+    render_conda_lock,
+)
 from repropack.lock.solve_conda import CondaPackage
 from repropack.lock.solve_pypi import PipPackage
 
@@ -44,7 +51,13 @@ def test_text_is_byte_identical_to_conda_locks_own_writer(tmp_path: Path):
     ours = conda_lock_text(build_lockfile(**_inputs()), "conda-lock.yml")
     theirs = tmp_path / "conda-lock.yml"
     write_conda_lock_file(build_lockfile(**_inputs()), theirs, metadata_choices=[])
-    assert ours == theirs.read_text(encoding="utf-8")
+    expected = theirs.read_text(encoding="utf-8")
+    for conda_lock_says, we_say in zip(CONDA_LOCK_ADVICE, OUR_ADVICE):  # the advice only: conda-lock can't read repropack.toml
+        line = "# " + conda_lock_says.format(name="conda-lock.yml", sources="-f ../../repropack.toml") + "\n"
+        assert line in expected
+        expected = expected.replace(line, "# " + we_say + "\n")
+    assert ours == expected
+    assert "#     repropack lock\n" in ours and "conda-lock -f" not in ours
     assert "__glibc" not in ours.split("package:", 1)[1].split("dependencies")[0]  # the virtual package was dropped
 
 
