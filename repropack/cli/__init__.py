@@ -118,14 +118,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print_error(exc: Exception) -> None:
     from repropack.errors import ManifestErrors
+    from repropack.cli._text import say
     from repropack.redact import Redactor, secret_values
 
     redact = Redactor(secret_values())
     if isinstance(exc, ManifestErrors):
         for error in exc.errors:
-            click.echo(f"error: {redact(str(error))}", err=True)
+            say(f"error: {redact(str(error))}", err=True)
         return
-    click.echo(f"error: {redact(str(exc))}", err=True)
+    say(f"error: {redact(str(exc))}", err=True)
 
 
 def _entry() -> None:

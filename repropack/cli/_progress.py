@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from repropack.cli._text import safe, say
 from repropack.run.runner import Events, InstanceResult
 
 
@@ -38,7 +39,7 @@ class PlainEvents(Events):
     def finished(self, result: InstanceResult) -> None:
         self.finished_count += 1
         if result.status == "failed":
-            sys.stderr.write(f"{self._stamp()} failed {result.id}: {result.failure}: {result.message}\n")
+            sys.stderr.write(f"{self._stamp()} failed {safe(result.id)}: {result.failure}: {safe(result.message, one_line=True)}\n")
             return
         if self.quiet or (result.status == "skipped" and self.quiet_skips):
             return
@@ -50,13 +51,13 @@ class PlainEvents(Events):
                 sys.stderr.write(f"{self._stamp()} finished, {now - self.t0:.0f} s\n")
             return
         # sys.stderr directly: click.echo asks isatty on every call, a syscall per instance
-        sys.stderr.write(f"{self._stamp()} {result.status} {result.id}\n")
+        sys.stderr.write(f"{self._stamp()} {result.status} {safe(result.id)}\n")
 
     def retrying(self, instance_id: str, attempt: int, failure: str, message: str, delay: float) -> None:
-        click.echo(f"{self._stamp()} retry {instance_id} ({failure}: {message}); attempt {attempt} in {delay:g}s", err=True)
+        say(f"{self._stamp()} retry {instance_id} ({failure}: {safe(message, one_line=True)}); attempt {attempt} in {delay:g}s", err=True)
 
     def note(self, message: str) -> None:
-        click.echo(message, err=True)
+        say(message, err=True)
 
 
 class RichEvents(PlainEvents):
@@ -127,7 +128,7 @@ class RichEvents(PlainEvents):
 def _escape(text: str) -> str:
     from rich.markup import escape
 
-    return escape(text)
+    return escape(safe(text, one_line=True))
 
 
 def make_events(as_json: bool, *, quiet: bool = False, verbose: int = 0) -> PlainEvents:

@@ -114,6 +114,8 @@ def _call(argv: list[str], env: dict[str, str]) -> int:
     from repropack.errors import RunError
 
     try:
-        return subprocess.call(argv, env=env)
+        code = subprocess.call(argv, env=env)
     except FileNotFoundError:
         raise RunError(f"{argv[0]}: command not found in the environment or on PATH") from None
+    # killed by signal N: the shell's convention, 128 + N (137 for SIGKILL); a bare -N would exit 256 - N
+    return 128 - code if code < 0 else code

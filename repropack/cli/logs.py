@@ -8,6 +8,7 @@ import click
 
 from repropack.cli._complete import instance_selectors
 from repropack.cli._options import project_dir
+from repropack.cli._text import say
 
 
 def find_instances(root: Path, selector: str) -> dict[str, Path]:
@@ -67,21 +68,21 @@ def command(selector, attempt, stream, lines, project_dir):
         raise UsageError(f"{iid}: no attempt directory under {path}")
     metrics = chosen.read_metrics()
     redact = _redactor(root, path.parent.name)  # the step's files keep what it wrote; what we print is masked
-    click.echo(f"== {iid} attempt {chosen.attempt}  ({chosen.path})")
-    click.echo(f"exit code: {chosen.read_exit_code()}  failure: {metrics.get('failure')}  "
-               f"wall: {fmt_seconds(metrics.get('wall'))}  cpu: {fmt_seconds(metrics.get('cpu'))}  "
-               f"peak rss: {fmt_bytes(metrics.get('peak_rss'))}")
+    say(f"== {iid} attempt {chosen.attempt}  ({chosen.path})")
+    say(f"exit code: {chosen.read_exit_code()}  failure: {metrics.get('failure')}  "
+        f"wall: {fmt_seconds(metrics.get('wall'))}  cpu: {fmt_seconds(metrics.get('cpu'))}  "
+        f"peak rss: {fmt_bytes(metrics.get('peak_rss'))}")
     click.echo("-- script.sh")
-    click.echo(redact(chosen.script.read_text(encoding="utf-8", errors="replace")) if chosen.script.exists() else "(none)")
+    say(redact(chosen.script.read_text(encoding="utf-8", errors="replace")) if chosen.script.exists() else "(none)")
     for name in ("stdout", "stderr"):
         if stream not in ("both", name):
             continue
         file = getattr(chosen, name)
         click.echo(f"-- {name}")
         if lines:
-            click.echo(redact(tail(file, lines)))
+            say(redact(tail(file, lines)))
         elif file.exists():
-            click.echo(redact(file.read_text(encoding="utf-8", errors="replace")), nl=False)
+            say(redact(file.read_text(encoding="utf-8", errors="replace")), nl=False)
 
 
 def _redactor(root: Path, run_id: str):

@@ -9,6 +9,7 @@ import click
 
 from repropack.cli._complete import profile_names, step_names
 from repropack.cli._options import echo_json, frozen, json_output, offline, project_dir, verbosity
+from repropack.cli._text import safe, say
 
 
 @click.command("run")
@@ -63,7 +64,7 @@ def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, par
     else:
         result = runner.run()
     for path in result.undeclared[:20]:
-        click.echo(f"warning: {path} appeared in the project but no step declares it as an output", err=True)
+        say(f"warning: {path} appeared in the project but no step declares it as an output", err=True)
     if len(result.undeclared) > 20:
         click.echo(f"warning: ... and {len(result.undeclared) - 20} more undeclared files", err=True)
     summary = {s: result.count(s) for s in ("done", "skipped", "failed", "not-run")}
@@ -73,7 +74,7 @@ def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, par
                                         "attempts": r.attempts} for r in result.results.values()}})
     elif not quiet:
         parts = ", ".join(f"{n} {s}" for s, n in summary.items() if n)
-        click.echo(f"run {result.run_id}: {parts or 'nothing to do'}", err=True)
+        say(f"run {result.run_id}: {parts or 'nothing to do'}", err=True)
     if result.failed:
         first = result.failed[0]
         for failed in result.failed:
@@ -95,7 +96,7 @@ def _prepare(runner, *, as_json: bool, quiet: bool, verbose: int) -> None:
         reporter.close()
     for name, prefix in created:
         if not (quiet or as_json):
-            click.echo(f"created environment {name}: {prefix}", err=True)
+            say(f"created environment {name}: {prefix}", err=True)
 
 
 def _parse_params(pairs) -> dict[str, str]:
@@ -121,17 +122,17 @@ def _dry_run(manifest, dag, resume: bool, as_json: bool, *, profile: str | None,
                    "up_to_date": len(decisions) - len(to_run)})
         return
     for d in to_run:
-        click.echo(f"run  {d.instance_id}  ({'; '.join(d.reasons)})")
+        say(f"run  {d.instance_id}  ({'; '.join(d.reasons)})")
     click.echo(f"{len(to_run)} to run, {len(decisions) - len(to_run)} up to date", err=True)
 
 
 def _print_failure(result, root: Path, redact) -> None:
     from repropack.run.rundir import InstanceDir, tail
 
-    click.echo(f"\nfailed: {result.id} ({result.failure}: {redact(result.message)}) after {result.attempts} attempt(s)",
-               err=True)
+    say(f"\nfailed: {safe(result.id, one_line=True)} ({result.failure}: {safe(redact(result.message), one_line=True)}) "
+        f"after {result.attempts} attempt(s)", err=True)
     if result.command:
-        click.echo(f"command: {redact(result.command)}", err=True)
+        say(f"command: {redact(result.command)}", err=True)
     if result.dir is None:
         return
     last = InstanceDir(Path(result.dir)).last_attempt()
@@ -140,5 +141,5 @@ def _print_failure(result, root: Path, redact) -> None:
     for name, path in (("stderr", last.stderr), ("stdout", last.stdout)):
         text = tail(path, 15)
         if text:
-            click.echo(f"--- {name} (last lines; {path.relative_to(root) if path.is_relative_to(root) else path}) ---", err=True)
-            click.echo(redact(text), err=True)
+            say(f"--- {name} (last lines; {path.relative_to(root) if path.is_relative_to(root) else path}) ---", err=True)
+            say(redact(text), err=True)

@@ -7,54 +7,58 @@ from collections import Counter, defaultdict
 import click
 
 from repropack.cli._options import echo_json, json_output, project_dir
+from repropack.cli._text import say
 
 
-def instance_table(root) -> tuple[dict | None, dict[str, dict]]:
-    """(last run record, instance id -> {step, state, failure, message, attempts})."""
-    from repropack.run.journal import load_state
-    from repropack.run.lock import is_locked
-    from repropack.run.runner import JOURNAL
+def _current_instances(root) -> dict[str, str] | None:
+    """The manifest's instances now (id -> step), or None when it cannot be read (status still answers)."""
+    from repropack.errors import ReproError
+    from repropack.manifest import load_manifest
+    from repropack.run.dag import expand
 
-    state = load_state(root / JOURNAL)
-    running = is_locked(root)
-    table: dict[str, dict] = {}
-    for iid, record in state.done.items():
-        table[iid] = {"step": record.get("step"), "state": "cached", "attempts": record.get("attempts")}
-    for iid, record in state.instance_states().items():
-        kind = record["t"]
-        entry = table.setdefault(iid, {"step": record.get("step")})
-        if kind == "done":
-            entry.update(state="done", attempts=record.get("attempts"))
-        elif kind == "failed":
-            entry.update(state="failed", failure=record.get("failure"), message=record.get("message"),
-                         attempts=record.get("attempts"))
-        elif kind in ("start", "attempt"):
-            entry.update(state="running" if running else "interrupted", attempts=record.get("attempt"))
-    return state.last_run, table
+    try:
+        dag = expand(load_manifest(root), {})
+    except (ReproError, OSError):
+        return None
+    return {iid: inst.step.name for iid, inst in dag.instances.items()}
 
 
 @click.command("status")
 @project_dir
 @json_output
 def command(project_dir, as_json):
-    """Show the state of the last run: per step, how many instances are done, cached, failed."""
+    """Show the state of the last run: per step, how many instances are done, cached, failed, not run."""
+    from repropack.run.status import last_run_status
+
     root = project_dir.resolve()
-    last, table = instance_table(root)
+    last, table = last_run_status(root, _current_instances(root))
     if as_json:
-        echo_json({"run": last, "instances": table})
+        counts = Counter(entry["state"] for entry in table.values())
+        echo_json({"run": last, "instances": table, "counts": dict(counts)})
         return
     if last is None:
-        click.echo("no run yet in this project")
+        say("no run yet in this project")
         return
-    click.echo(f"last run {last['run']} (started {_when(last.get('start'))})")
+    say(f"last run {last['run']} (started {_when(last.get('start'))}): {_ending(last)}")
     per_step: dict[str, Counter] = defaultdict(Counter)
     for iid, entry in table.items():
         per_step[entry.get("step") or iid.split("[", 1)[0]][entry.get("state", "?")] += 1
     for step, counts in per_step.items():
-        click.echo(f"  {step:<24} " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+        say(f"  {step:<24} " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     for iid, entry in table.items():
         if entry.get("state") == "failed":
-            click.echo(f"failed: {iid}: {entry.get('failure')}: {entry.get('message')}  (repropack logs {iid})")
+            say(f"failed: {iid}: {entry.get('failure')}: {entry.get('message')}  (repropack logs {iid})")
+    if any(e.get("state") == "unknown" for e in table.values()):
+        say("unknown: not reached by the last run (finished by an earlier one); `repropack run --dry-run` says "
+            "whether it is up to date")
+
+
+def _ending(run: dict) -> str:
+    if run.get("ended"):
+        return f"ended {run.get('status')}"
+    if run.get("status") == "running":
+        return "still running"
+    return "did not end (the runner was killed or crashed); what it had not finished is interrupted or unknown"
 
 
 def _when(stamp) -> str:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from repropack.cli._text import say
 from repropack.cli._options import echo_json, json_output, project_dir
 
 
@@ -21,7 +22,7 @@ def expected_digests(root: Path, against: Path | None) -> dict[str, str]:
             from repropack.errors import UsageError
 
             raise UsageError(f"--against {against}: {exc.strerror}") from exc
-        return parse_checksums(text, source=str(against))
+        return parse_checksums(text, source=str(against), root=root)
     expected: dict[str, str] = {}
     for record in load_state(root / JOURNAL).done.values():
         expected.update(record.get("outputs") or {})
@@ -68,9 +69,9 @@ def command(against, project_dir, as_json):
         echo_json(report)
     else:
         for entry in report["changed"]:
-            click.echo(f"CHANGED  {entry['path']}  (expected {entry['expected']}, found {entry['actual']})")
+            say(f"CHANGED  {entry['path']}  (expected {entry['expected']}, found {entry['actual']})")
         for path in report["missing"]:
-            click.echo(f"MISSING  {path}")
+            say(f"MISSING  {path}")
         click.echo(f"{len(report['ok'])} ok, {len(report['changed'])} changed, {len(report['missing'])} missing",
                    err=True)
     bad = len(report["changed"]) + len(report["missing"])

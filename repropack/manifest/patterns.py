@@ -8,6 +8,7 @@ is a single join. This keeps a 100,000-instance expansion linear and cheap.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,9 @@ def apply_overrides(manifest: Manifest, given: Mapping[str, str]) -> tuple[dict[
     return values, texts
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def _typed(key: str, raw: str, default: Any) -> tuple[Any, str]:
     if isinstance(default, bool):
         lowered = raw.strip().lower()
@@ -109,11 +113,10 @@ def _typed(key: str, raw: str, default: Any) -> tuple[Any, str]:
             return value, ph.value_text(value)
         raise UsageError(f"--param {key}={raw}: expected true or false (the default is {ph.value_text(default)})")
     if isinstance(default, int):
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise UsageError(f"--param {key}={raw}: expected an integer (the default is {default})") from None
-        return value, str(value)
+        text = raw.strip()
+        if not _INTEGER.fullmatch(text):  # int() would also take "1_000" and non-ASCII digits
+            raise UsageError(f"--param {key}={raw}: expected an integer (the default is {default})")
+        return int(text), text  # as typed: `--param n=01` renders 01, like a float's 0.50
     if isinstance(default, float):
         try:
             value = float(raw.strip())

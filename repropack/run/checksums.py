@@ -114,11 +114,16 @@ def format_checksums(entries: Mapping[str, str] | Iterable[tuple[str, str]]) -> 
     return "".join(lines)
 
 
-def parse_checksums(text: str, *, source: str = "<checksums>") -> dict[str, str]:
-    """Read ``sha256sum`` text (text or ``*`` binary mode marker) into path -> hex."""
+def parse_checksums(text: str, *, source: str = "<checksums>", root: Path | None = None) -> dict[str, str]:
+    """Read ``sha256sum`` text (text or ``*`` binary mode marker) into path -> hex.
+
+    With ``root``, every path must name a file inside that project (see :func:`project_path`);
+    each one that does not is refused, naming its line.
+    """
     from repropack.errors import VerifyError
 
     result: dict[str, str] = {}
+    refused: list[str] = []
     for number, line in enumerate(_lines(text), start=1):
         escaped = line.startswith("\\")
         body = line[1:] if escaped else line
@@ -132,8 +137,38 @@ def parse_checksums(text: str, *, source: str = "<checksums>") -> dict[str, str]
             int(hexdigest, 16)
         except ValueError:
             raise VerifyError(f"{source}:{number}: not a sha256 digest: {hexdigest[:80]!r}") from None
+        if root is not None:
+            rel, problem = project_path(root, path)
+            if problem:
+                refused.append(f"{source}:{number}: {path!r} {problem}")
+                continue
+            path = rel
         result[path] = hexdigest.lower()
+    if refused:
+        more = f" (and {len(refused) - 1} more: " + ", ".join(r.split(": ", 1)[0] for r in refused[1:]) + ")"
+        raise VerifyError(refused[0] + (more if len(refused) > 1 else "") + "; nothing was hashed")
     return result
+
+
+def project_path(root: Path, path: str) -> tuple[str, str | None]:
+    """(normalised path, None) for a path naming something inside the project, else (path, why not).
+
+    Absolute paths, ``..`` components and symbolic links leading outside the project (at any
+    component, the last included) are refused: a checksum list must not make ``verify`` read
+    host files such as ``/etc/passwd``.
+    """
+    from repropack.paths import link_escape, normalize, path_problem
+
+    problem = path_problem(path)
+    if problem:
+        return path, problem
+    rel = normalize(path).rstrip("/")
+    if not rel:
+        return path, "is the project folder itself, not a file in it"
+    link = link_escape(root, rel)
+    if link is not None:
+        return path, f"goes through {link!r}, a symbolic link leading outside the project"
+    return rel, None
 
 
 def _lines(text: str) -> Iterator[str]:

@@ -62,6 +62,7 @@ class Executor(UnitMixin):
                 self.children[dep].append(iid)
         self.ready: deque[str] = deque(i for i, n in self.waiting.items() if n == 0)
         self.parts: dict[str, Any] = {}
+        self._skipped: list[str] = []  # up-to-date instances not yet journaled
         self.snapshot: Snapshot | None = None
         self._attempt_of: dict[str, int] = {}  # the attempt a re-queued instance starts next
         self.writer = rundir.Writer()
@@ -93,6 +94,7 @@ class Executor(UnitMixin):
             self._poll()
             self._watch_units()
             self._enforce_deadlines()
+            self._journal_skips()
             self.journal.flush()
             self.supervisor.flush()
         for iid in self.scheduler.drop_ready():
@@ -116,8 +118,7 @@ class Executor(UnitMixin):
                 self._fail(iid, "missing-input", f"missing input {path}{why}", attempts=0)
                 continue
             if not decision.run:
-                self.r.results[iid] = InstanceResult(iid, "skipped")
-                self.r.events.finished(self.r.results[iid])
+                self._skip(iid)
                 self._complete(iid)
                 continue
             self.parts[iid] = decision.parts
@@ -459,6 +460,17 @@ class Executor(UnitMixin):
         if not self.r.options.keep_going and failure != CANCELLED:
             self.r.stopping = True
 
+    def _skip(self, iid: str) -> None:
+        """Up to date: not run. Journaled in batches (one record per loop turn), so `status` can say cached."""
+        self.r.results[iid] = InstanceResult(iid, "skipped")
+        self.r.events.finished(self.r.results[iid])
+        self._skipped.append(iid)
+
+    def _journal_skips(self) -> None:
+        if self._skipped:
+            self.journal.append("skipped", ids=self._skipped)
+            self._skipped = []
+
     def _not_run(self, iid: str) -> None:
         if iid not in self.r.results:
             self.r.results[iid] = InstanceResult(iid, "not-run")
@@ -479,6 +491,10 @@ class Executor(UnitMixin):
             backend.close()
         for iid in self.dag.instances:
             self._not_run(iid)
+        self._journal_skips()
+        not_run = [iid for iid, result in self.r.results.items() if result.status == "not-run"]
+        if not_run:  # selected but never started (an upstream failed, or the run was stopped)
+            self.journal.append("not-run", ids=not_run)
         self.writer.close()
         self.slots.remove()
         for error in self.writer.errors:

@@ -10,6 +10,8 @@ Every line is one record ``{"v": JOURNAL_VERSION, "t": TYPE, "run": RUN_ID, ...}
 - ``done``     an instance finished: id, step, key, parts (for --dry-run reasons), outputs {path: sha256},
                start, end, attempts, dir (its run directory, project-relative)
 - ``failed``   an instance failed after all attempts: id, step, failure, dir
+- ``skipped``  instances found up to date and not run: ids (one record per batch)
+- ``not-run``  instances the run selected but never started (an upstream failed, a stop): ids
 - ``end``      the run ended: status ok|failed|interrupted, time
 
 Lines that do not parse, or lack the fields (and types) readers rely on, are skipped

@@ -45,8 +45,7 @@ class UnitMixin:
             return
         if not any(d.run for d in decisions):
             for d in decisions:
-                self.r.results[d.instance_id] = InstanceResult(d.instance_id, "skipped")
-                self.r.events.finished(self.r.results[d.instance_id])
+                self._skip(d.instance_id)
             self._complete(lead)
             return
         for d in decisions:

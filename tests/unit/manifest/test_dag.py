@@ -213,7 +213,7 @@ def test_params_overrides_are_typed_and_render_as_written(tmp_path):
     dag = expand(load_manifest(tmp_path), {"n": "05", "ratio": "2e-3", "flag": "yes", "label": "$(x)"})
     inst = dag.instances["s"]
     assert inst.params == {"n": 5, "ratio": 0.002, "label": "$(x)", "flag": True}
-    assert inst.command() == "tool 5 2e-3 '$(x)' true > o.txt"
+    assert inst.command() == "tool 05 2e-3 '$(x)' true > o.txt"
     with pytest.raises(UsageError, match="no parameter 'm'"):
         expand(load_manifest(tmp_path), {"m": "1"})
     with pytest.raises(UsageError, match="expected an integer"):
