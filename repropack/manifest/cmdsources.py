@@ -91,6 +91,8 @@ def _candidates(text: str, cwd: str | None, depth: int) -> Iterator[str]:
                 stack.append(cwd)
             elif token == ")" and stack:
                 cwd = stack.pop()
+            if after_cd:  # a bare `cd` goes to $HOME: a folder not known here
+                cwd = None
             after_write = token in _WRITES
             start = token in _SEPARATORS
             after_cd = False
@@ -118,24 +120,27 @@ def _is_assignment(word: str) -> bool:
 
 
 def _cd(cwd: str | None, target: str) -> str | None:
-    if cwd is None or not target or target == "-" or target.startswith(("/", "~")) or _UNSAFE & set(target):
+    if cwd is None or target == "-" or _UNSAFE & set(target):
         return None
-    joined = posixpath.normpath(posixpath.join(cwd or ".", target))
-    if joined == "..":
-        return None
-    if joined.startswith("../"):
-        return None
-    return "" if joined == "." else joined
+    return _inside(cwd, target)
 
 
 def _resolve(word: str, cwd: str | None) -> Iterator[str]:
     for candidate in (word, word.partition("=")[2]):
-        if not candidate or _UNSAFE & set(candidate) or candidate.startswith(("/", "~")):
-            continue
-        for folder in (cwd,) if cwd is not None else ("",):
-            joined = posixpath.normpath(posixpath.join(folder or ".", candidate))
-            if joined != ".." and not joined.startswith("../") and joined != ".":
-                yield normalize_path(joined)
+        if candidate and not _UNSAFE & set(candidate):
+            rel = _inside(cwd or "", candidate)
+            if rel:
+                yield normalize_path(rel)
+
+
+def _inside(folder: str, path: str) -> str | None:
+    """`path` taken from the project folder `folder`, relative to the project root; None outside it."""
+    if not path or path.startswith(("/", "~")):
+        return None
+    joined = posixpath.normpath(posixpath.join(folder or ".", path))
+    if joined == ".." or joined.startswith("../"):
+        return None
+    return "" if joined == "." else joined
 
 
 def _is_project_file(base: Path, real_root: Path, rel: str) -> bool:

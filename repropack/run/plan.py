@@ -100,7 +100,7 @@ class Planner:
         if scheme != f"k{KEY_SCHEME}":  # an older repropack's record: its parts mean other things
             return Decision(inst.id, True, [f"cache key scheme changed ({scheme or 'none'} -> k{KEY_SCHEME})"], parts)
         if old.get("key") != parts.key:
-            return Decision(inst.id, True, change_reasons(old.get("parts"), parts), parts)
+            return Decision(inst.id, True, change_reasons(old.get("parts"), parts) or ["changed key"], parts)
         changed = self.changed_outputs(inst, old.get("outputs") or {})
         if changed:
             return Decision(inst.id, True, changed, parts)

@@ -50,6 +50,7 @@ def root(tmp_path_factory):
     ("if true; then cd scripts; fi; ./s.sh", ["scripts/s.sh"]),
     ("cd \"$DIR\" && ./s.sh", ["s.sh"]),            # unknown folder: tried against the project
     ("cd {} && ./s.sh", ["s.sh"]),
+    ("cd scripts && cd && ./s.sh", ["s.sh"]),      # a bare cd: $HOME, not known
     ("cat < data/in.txt > {}", ["data/in.txt"]),
     ("cd scripts && echo hi > out.txt", []),       # written, not read
     ("echo cd scripts; ./s.sh", ["s.sh"]),         # `cd` that is an argument moves nothing

@@ -64,6 +64,9 @@ def test_defect04_old_scheme_records_rerun_once_with_a_reason(tmp_path):
     assert planner.decide(dag.instances["gather"]).reasons == [f"cache key scheme changed (k1 -> k{KEY_SCHEME})"]
     assert planner.decide(dag.instances["make[s=a]"]).reasons == [f"cache key scheme changed (none -> k{KEY_SCHEME})"]
     assert planner.decide(dag.instances["make[s=b]"]).reasons == ["changed key (its recorded parts are unreadable)"]
+    current = {"key": f"k{KEY_SCHEME}:" + "1" * 64, "parts": parts.to_record(), "outputs": {}}  # parts agree, key does not
+    _, planner = _planner(tmp_path, done={"gather": current})
+    assert planner.decide(dag.instances["gather"]).reasons == ["changed key"]
 
 
 @pytest.mark.parametrize("edit, reason", [
