@@ -147,3 +147,30 @@ def test_defect11_pipe_failure_blames_the_consumer_that_exited_1(tmp_path):
         assert instances["produce"]["message"] == "stopped: consume failed"
         assert done.stderr.strip().splitlines()[-1].startswith("error: step consume failed")
         assert done.stderr.index("failed: consume") < done.stderr.index("failed: produce")
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("produce, consume, blamed", [
+    ("seq 1 200000 > {outputs}", "echo never read > {outputs}", "consume"),
+    ("true", "cat {inputs} > {outputs}", "produce"),
+])
+def test_defect07_docker_member_that_never_opens_fails_the_group(tmp_path, base_image, produce, consume, blamed):
+    import docker
+
+    root = _project(tmp_path, produce=produce, consume=consume,
+                    head=f'[image]\nname = "{base_image}"\n[profiles.docker]\nruntime = "docker"')
+    done, took = _run(root, "--profile", "docker", "--json")
+    instances = _failed(done)
+    assert instances[blamed]["failure"] == "pipe"
+    assert f"{blamed} exited without opening" in instances[blamed]["message"]
+    assert took < BOUND
+    run_id = last_run_id(root)
+    client = docker.from_env()
+    try:
+        assert client.containers.list(all=True, filters={"label": f"repropack.run={run_id}"}) == []
+    finally:
+        client.close()
+    assert _gone(run_id)
+    fixed = _project(tmp_path / "ok", head=f'[image]\nname = "{base_image}"\n[profiles.docker]\nruntime = "docker"')
+    assert _run(fixed, "--profile", "docker")[0].returncode == 0
+    assert (fixed / "results/count.txt").read_text().strip() == "200000"
