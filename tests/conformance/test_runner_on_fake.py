@@ -229,3 +229,26 @@ def test_an_unavailable_backend_is_refused_before_anything_runs(tmp_path):
     (root / "repropack.toml").write_text((root / "repropack.toml").read_text().replace('"fake"', '"slurm"'))
     with pytest.raises(RunError, match="profile 'remote': the slurm backend is not available yet"):
         run(root)
+
+
+def test_readers_skip_record_types_they_do_not_know(fake, tmp_path, capsys):
+    """A crash between the submit intent and the start record, and records of a newer kind, read fine."""
+    import json
+
+    from repropack.cli import main
+    from repropack.run.journal import Journal
+
+    root = project(tmp_path / "p")
+    fake.scripts[("make[n=3]", None)] = Script("exit")
+    result = run(root, keep_going=True)
+    with Journal(root / JOURNAL, result.run_id) as journal:
+        journal.append("submit", id="make[n=3]", attempt=2, backend="fake")  # then the runner died
+        journal.append("some-later-kind", id="make[n=1]", detail={"x": 1})
+    assert main(["status", "--json", "-C", str(root)]) == 0
+    table = json.loads(capsys.readouterr().out)["instances"]
+    assert {iid: entry["state"] for iid, entry in table.items()} == {
+        "make[n=1]": "done", "make[n=2]": "done", "make[n=3]": "failed"}
+    assert main(["report", "--json", "-C", str(root)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {iid: entry["state"] for iid, entry in report["instances"].items()} == {
+        "make[n=1]": "done", "make[n=2]": "done", "make[n=3]": "failed"}
