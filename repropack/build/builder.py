@@ -89,8 +89,12 @@ def source_date_epoch(lockset) -> int:
         raise BuildError(f"SOURCE_DATE_EPOCH must be whole seconds, got {value!r}") from None
 
 
-def source_revision(root: Path) -> str | None:
-    """The last commit touching the project folder (``-dirty`` when it has uncommitted changes)."""
+def source_state(root: Path) -> dict[str, Any] | None:
+    """The last commit touching the project folder and whether the folder has uncommitted changes.
+
+    For the build record only: the image config must not depend on it (an untracked log or an
+    unrelated commit would change the image ID); the image carries the context digest instead.
+    """
     git = shutil.which("git")
     if git is None:
         return None
@@ -103,7 +107,7 @@ def source_revision(root: Path) -> str | None:
                                timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    return {"commit": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
 
 
 def default_reference(manifest) -> str:
@@ -133,7 +137,7 @@ def plan_build(manifest, lockset, engine, options: BuildOptions, report: Report)
     workflow, warnings = _workflow_layer(manifest, lockset, store, epoch, options)
     layers.append(workflow)
     durations["workflow"] = time.monotonic() - started
-    labels = _labels(manifest, lockset, base, epoch)
+    labels = _labels(manifest, lockset, base, epoch, workflow.diff_id)
     spec = ImageSpec(epoch=epoch, workdir=manifest.image.workdir, env=_image_env(lockset, base),
                      labels=labels, history=[layer.created_by for layer in layers])
     config = make_config(base.config, [d for d, _ in base.layers] + [l.diff_id for l in layers], spec)
@@ -234,7 +238,7 @@ def _image_env(lockset, base: BaseImage) -> dict[str, str]:
     return {**env_variables(default, base_path), "REPROPACK_ENVS": ENVS_ROOT}
 
 
-def _labels(manifest, lockset, base: BaseImage, epoch: int) -> dict[str, str]:
+def _labels(manifest, lockset, base: BaseImage, epoch: int, context_digest: str) -> dict[str, str]:
     from repropack.lock.lockfile import LOCK_NAME
 
     project = manifest.project
@@ -249,13 +253,15 @@ def _labels(manifest, lockset, base: BaseImage, epoch: int) -> dict[str, str]:
         "io.repropack.lock.sha256": sha256_file(lockset.root / LOCK_NAME),
         "io.repropack.environments": ",".join(f"{n}={env_prefix(n)}" for n in sorted(lockset.environments)),
         "io.repropack.source-date-epoch": str(epoch),
+        "io.repropack.context.digest": context_digest,  # the workflow files in the image, nothing else
     }
     optional = {
         "org.opencontainers.image.version": project.version,
         "org.opencontainers.image.description": project.description,
         "org.opencontainers.image.licenses": project.license,
         "org.opencontainers.image.authors": ", ".join(project.authors) or None,
-        "org.opencontainers.image.revision": source_revision(manifest.root),
+        "org.opencontainers.image.source": project.source,
+        "org.opencontainers.image.url": project.url,
     }
     labels.update({k: v for k, v in optional.items() if v})
     return labels

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from repropack.build.builder import STORE, BuildOptions, Plan, Report, prepare_build
+from repropack.build.builder import STORE, BuildOptions, Plan, Report, prepare_build, source_state
 from repropack.build.record import write_record
 from repropack.errors import BuildError, UsageError
 
@@ -111,7 +111,7 @@ def build_with_containerfile(project_root: Path, options: BuildOptions, *, engin
                   "containerfile": str(context / "Containerfile"), "layers": [], "size": 0,
                   "base": {"reference": plan.base.reference, "digest": plan.base.digest, "layers": []}},
         "docker": {"id": image_id, "reference": plan.reference, "loaded": True},
-        "pushed": None, "sif": None, "warnings": plan.warnings,
+        "pushed": None, "sif": None, "warnings": plan.warnings, "source": source_state(plan.root),
     }
     if options.apptainer:
         record["sif"] = _build_sif_from_def(plan, manifest, context, report)

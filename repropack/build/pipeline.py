@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from repropack.build import apptainer as sifmod
-from repropack.build.builder import STORE, BuildOptions, Plan, Report, prepare_build
+from repropack.build.builder import STORE, BuildOptions, Plan, Report, prepare_build, source_state
 from repropack.build.image import make_manifest, write_docker_archive
 from repropack.build.layers import gzip_layer, sha256_file
 from repropack.build.record import latest_record, write_record
@@ -191,6 +191,7 @@ def _record(plan: Plan, outputs: dict[str, Any]) -> dict[str, Any]:
         "docker": outputs["docker"],
         "pushed": outputs["pushed"],
         "sif": outputs["sif"],
+        "source": source_state(plan.root),  # the checkout it was built from: here, not in the image config
         "warnings": plan.warnings,
         "durations": {k: round(v, 3) for k, v in plan.durations.items()},
     }

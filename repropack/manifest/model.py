@@ -26,6 +26,8 @@ class Project:
     description: str | None = None
     authors: tuple[str, ...] = ()
     license: str | None = None
+    source: str | None = None  # where the source lives (OCI label org.opencontainers.image.source)
+    url: str | None = None  # the project's home page (OCI label org.opencontainers.image.url)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from repropack.paths import protected_problem
 TOP_KEYS = (
     "requires-repropack", "project", "environments", "channels", "image", "data", "params", "steps", "profiles",
 )
-PROJECT_KEYS = ("name", "version", "description", "authors", "license")
+PROJECT_KEYS = ("name", "version", "description", "authors", "license", "source", "url")
 ENVIRONMENT_KEYS = ("python", "channels", "conda", "pip", "indexes", "platforms")
 IMAGE_KEYS = ("base", "name", "workdir", "user")
 DATA_KEYS = ("url", "path", "sha256")
@@ -34,6 +34,7 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 PYTHON_RE = re.compile(r"^\d+\.\d+(\.\d+)?$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 URL_RE = re.compile(r"^(https?|file)://\S+$")
+WEB_URL_RE = re.compile(r"^https?://[^\s/]+\S*$")
 CONDA_SPEC_RE = re.compile(r"^([A-Za-z0-9_.\-/:]+::)?[A-Za-z0-9_.\-*]+(\s*\S.*)?$")
 ENV_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -76,7 +77,17 @@ def project(check: Checker, data: dict[str, Any]) -> Project:
         description=check.string(table, "description", key),
         authors=_authors(check, table, key),
         license=check.string(table, "license", key),
+        source=_web_url(check, table, "source", key),
+        url=_web_url(check, table, "url", key),
     )
+
+
+def _web_url(check: Checker, table: dict[str, Any], name: str, key: KeyPath) -> str | None:
+    value = check.string(table, name, key)
+    if value is not None and not WEB_URL_RE.match(value):
+        check.error(key + (name,), f"{value!r} is not a web address (write e.g. \"https://github.com/me/study\")")
+        return None
+    return value
 
 
 def _authors(check: Checker, table: dict[str, Any], key: KeyPath) -> tuple[str, ...]:
