@@ -2,9 +2,10 @@
 
 Host and Apptainer attempts are child processes, each in its own session (so
 a terminal's Ctrl-C reaches the runner, which stops them in order) and watched
-through pidfds; reaping with ``wait4`` gives CPU time and peak RSS for free.
-Docker attempts are containers run through the docker SDK; one thread per
-container waits for it and wakes the poller. Every process group and
+through pidfds. Docker attempts are containers run through the docker SDK; one
+thread per container waits for it and wakes the poller. What holds a step's
+processes and measures them -- a cgroup per step, or the subreaper's tracking --
+is :class:`~repropack.backends.contain.Containment`. Every process group and
 container is announced to the run's :class:`~repropack.run.supervisor.Supervisor`.
 """
 
@@ -35,8 +36,8 @@ from repropack.backends.base import (
     JobState,
     JobStatus,
 )
+from repropack.backends.contain import Containment
 from repropack.backends.runtimes import (
-    HostCgroup,
     apptainer_argv,
     apptainer_env,
     docker_run_kwargs,
@@ -61,7 +62,7 @@ class _Proc:
     pidfd: int
     start: float
     start_wall: float
-    cgroup: HostCgroup | None = None
+    group: Any = None
     cancelled: bool = False
 
 
@@ -72,6 +73,7 @@ class _Container:
     container: Any
     start: float
     start_wall: float
+    group: Any = None
     cancelled: bool = False
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -105,8 +107,7 @@ class LocalBackend(Backend):
         self._finished: dict[str, JobStatus] = {}
         self._docker_done: queue.SimpleQueue[tuple[str, JobStatus]] = queue.SimpleQueue()
         self._docker: Any = None
-        self._cgroups = limit_memory and HostCgroup.available()
-        self._seq = 0
+        self.contain = Containment(run_id, supervisor=supervisor, use_cgroups=limit_memory)
         self._cwd: str | None = None
         self._home_cwd: str | None = None
 
@@ -118,20 +119,19 @@ class LocalBackend(Backend):
         return self._submit_process(job)
 
     def _submit_process(self, job: Job) -> JobHandle:
-        cgroup = None
-        env = dict(job.env)
         out = os.O_WRONLY | os.O_CREAT | os.O_TRUNC  # no O_CLOEXEC: these become the step's fds 1 and 2
         if job.runtime == "apptainer":
             argv, env = apptainer_argv(job), apptainer_env(job)
             streams = [(os.POSIX_SPAWN_OPEN, 1, str(job.attempt_dir / "runtime.log"), out, 0o644),
                        (os.POSIX_SPAWN_DUP2, 1, 2)]
         else:
-            if self._cgroups and job.resources.memory:
-                self._seq += 1
-                cgroup = HostCgroup.create(self.run_id, f"a{self._seq}", job.resources.memory)
-            argv = host_argv(job, cgroup.path if cgroup else None)
+            argv, env = host_argv(job), dict(job.env)
             streams = [(os.POSIX_SPAWN_OPEN, 1, str(job.stdout_path), out, 0o644),
                        (os.POSIX_SPAWN_OPEN, 2, str(job.stderr_path), out, 0o644)]
+        try:
+            group, argv, env = self.contain.prepare(argv, env, job.resources.memory, bash=job.runtime != "apptainer")
+        except OSError as exc:
+            raise BackendError(self.name, f"cannot make a cgroup for the step: {exc}", job_id=job.instance_id) from exc
         self._enter(job.project)
         try:
             # posix_spawn (vfork) costs a fraction of fork+exec; the child opens its own streams.
@@ -142,15 +142,15 @@ class LocalBackend(Backend):
                 setsigdef=_DEFAULT_SIGNALS,
             )
         except OSError as exc:
-            if cgroup is not None:
-                cgroup.remove()
+            self.contain.failed_to_start(group)
             raise BackendError(self.name, f"cannot start {argv[0]}: {exc}", job_id=job.instance_id) from exc
         if self.supervisor:
             self.supervisor.add_group(pid)
+        self.contain.started(pid, _marks(job))
         pidfd = os.pidfd_open(pid)
         now = time.time()
         handle = JobHandle(self.name, str(pid), job.instance_id, job.attempt, started=now)
-        proc = _Proc(handle, job, pid, pidfd, time.monotonic(), now, cgroup)
+        proc = _Proc(handle, job, pid, pidfd, time.monotonic(), now, group)
         self._selector.register(pidfd, selectors.EVENT_READ, proc)
         self._procs[handle.job_id] = proc
         return handle
@@ -172,17 +172,21 @@ class LocalBackend(Backend):
     def _submit_docker(self, job: Job) -> JobHandle:
         client = self._client()
         kwargs = docker_run_kwargs(job, uid=os.getuid(), gid=os.getgid())
+        group, parent = self.contain.docker_parent()
+        if parent:
+            kwargs["cgroup_parent"] = parent  # the container's figures stay readable after it is gone
         for name in ("stdout", "stderr"):  # created here so they belong to the invoking user
             (job.attempt_dir / name).touch()
         try:
             container = client.containers.run(**kwargs)
         except Exception as exc:
+            self.contain.docker_done(group)
             raise BackendError("docker", f"cannot start a container for {job.instance_id}: {exc}") from exc
         if self.supervisor:
             self.supervisor.add_container(container.id)
         now = time.time()
         handle = JobHandle(self.name, container.id[:12], job.instance_id, job.attempt, started=now)
-        entry = _Container(handle, job, container, time.monotonic(), now)
+        entry = _Container(handle, job, container, time.monotonic(), now, group)
         self._containers[handle.job_id] = entry
         threading.Thread(target=self._wait_container, args=(entry,), daemon=True).start()
         return handle
@@ -190,10 +194,15 @@ class LocalBackend(Backend):
     # -- poll -----------------------------------------------------------------------------
     def poll(self, handles: Sequence[JobHandle], wait: float = 0.0) -> dict[str, JobStatus]:
         wanted = {h.job_id for h in handles}
-        if not any(j in self._finished for j in wanted) and wait > 0:
-            events = self._selector.select(timeout=wait)
-        else:
-            events = self._selector.select(timeout=0)
+        if any(j in self._finished for j in wanted):
+            wait = 0.0
+        deadline = time.monotonic() + wait
+        while True:  # without cgroups, wake for the process samples too
+            now = time.monotonic()
+            events = self._selector.select(timeout=self.contain.wait(now, max(0.0, deadline - now)))
+            self.contain.tick(time.monotonic())
+            if events or time.monotonic() >= deadline:
+                break
         for key, _ in events:
             if key.data is None:
                 try:
@@ -208,6 +217,10 @@ class LocalBackend(Backend):
                 job_id, status = self._docker_done.get_nowait()
             except queue.Empty:
                 break
+            entry = self._containers.get(job_id)
+            if entry is not None:
+                self.contain.docker_done(entry.group)
+                entry.group = None
             self._finished[job_id] = status
         return {j: self._finished[j] for j in wanted if j in self._finished}
 
@@ -229,18 +242,8 @@ class LocalBackend(Backend):
             "end": proc.start_wall + (end - proc.start),
             "wall": round(end - proc.start, 6),
         }
-        if usage is not None:
-            metrics["cpu"] = round(usage.ru_utime + usage.ru_stime, 6)
-            metrics["peak_rss"] = usage.ru_maxrss * 1024
-        oom = False
-        if proc.cgroup is not None:
-            oom = proc.cgroup.oom_killed()
-            peak = proc.cgroup.peak()
-            if peak:
-                metrics["peak_rss"] = max(peak, metrics.get("peak_rss", 0))
-            proc.cgroup.remove()
-        elif status is not None:
-            _kill_group(proc.pid)  # the step's own background children die with it
+        figures, oom = self.contain.finished(proc.group, proc.pid, usage)
+        metrics.update(figures)
         self._finished[proc.handle.job_id] = _status(proc.handle, status, oom, proc.cancelled, metrics)
 
     def _wait_container(self, entry: _Container) -> None:
@@ -275,6 +278,7 @@ class LocalBackend(Backend):
             container.remove(force=True)
         except Exception:
             pass
+        metrics.update(self.contain.docker_measure(entry.group))  # the group outlives the container
         if self.supervisor:
             self.supervisor.remove_container(container.id)
         return _status(entry.handle, None, bool(state.get("OOMKilled")), entry.cancelled, metrics, code=code)
@@ -324,6 +328,7 @@ class LocalBackend(Backend):
         return remove_containers(project_label, label=LABEL_PROJECT)
 
     def close(self) -> None:
+        self.contain.close()
         if self._home_cwd is not None:
             os.chdir(self._home_cwd)
             self._home_cwd = self._cwd = None
@@ -341,19 +346,18 @@ def _executable(name: str) -> str:
     return found
 
 
+def _marks(job: Job) -> frozenset[str]:
+    marks = {str(job.stdout_path), str(job.stderr_path)}
+    marks |= {f"{key}={job.env[key]}" for key in ("HOME", "TMPDIR") if job.env.get(key)}
+    return frozenset(marks)
+
+
 def _exited(pid: int) -> bool:
     """Has the child ended (not yet reaped)? WNOWAIT leaves it for the poller to reap."""
     try:
         return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     except ChildProcessError:
         return True
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _status(

@@ -17,7 +17,7 @@ from repropack.backends.base import JobResources
 RESOURCES_TABLE: dict[str, dict[str, tuple[str, str]]] = {
     "host": {
         "cpus": ("scheduler share + OMP/OPENBLAS/MKL_NUM_THREADS", "scheduler"),
-        "memory": ("cgroup v1/v2 memory limit when writable (root)", "kernel OOM killer"),
+        "memory": ("the step's cgroup v1/v2 memory limit when cgroups are writable (root)", "kernel OOM killer"),
         "time": ("deadline", "runner: SIGTERM, SIGKILL 5 s later"),
         "gpus": ("scheduler share", "scheduler"),
     },
@@ -29,7 +29,7 @@ RESOURCES_TABLE: dict[str, dict[str, tuple[str, str]]] = {
     },
     "apptainer": {
         "cpus": ("scheduler share + thread variables", "scheduler"),
-        "memory": ("not passed: --memory needs cgroup delegation", "scheduler"),
+        "memory": ("the host cgroup's limit, as host steps, when writable (root); else none", "kernel OOM killer"),
         "time": ("deadline", "runner: SIGTERM, SIGKILL 5 s later"),
         "gpus": ("--nv from the profile's apptainer-flags", "profile"),
     },

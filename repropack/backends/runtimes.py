@@ -1,4 +1,4 @@
-"""Command lines of the local runtimes (pure, unit-tested) and the host's memory cgroup.
+"""Command lines of the local runtimes (pure, unit-tested).
 
 Every runtime runs the same ``script.sh`` as ``bash -euo pipefail script.sh``
 with stdout and stderr going to the attempt directory's ``stdout``/``stderr``,
@@ -21,13 +21,9 @@ from repropack.run.supervisor import LABEL_RUN
 # so the container's own log stays empty and logs are readable while it runs.
 INNER = 'exec bash -euo pipefail "$1" >"$2" 2>"$3"'
 HOST_ARGV = ("bash", "-euo", "pipefail")
-# Joins the memory cgroup before exec, so every process of the step is inside it.
-CGROUP_LAUNCH = 'echo $$ >"$1/cgroup.procs" && exec bash -euo pipefail "$2"'
 
 
-def host_argv(job: Job, cgroup: Path | None = None) -> list[str]:
-    if cgroup is not None:
-        return ["bash", "-c", CGROUP_LAUNCH, "repropack-step", str(cgroup), str(job.script_path)]
+def host_argv(job: Job) -> list[str]:
     return [*HOST_ARGV, str(job.script_path)]
 
 
@@ -92,83 +88,7 @@ def docker_run_kwargs(job: Job, *, uid: int, gid: int) -> dict[str, Any]:
     return kwargs
 
 
-class HostCgroup:
-    """A cgroup v1 memory group per attempt: enforces the step's memory and measures its peak.
-
-    Used only when the step asks for memory and the memory controller is writable (root).
-    """
-
-    ROOT = Path("/sys/fs/cgroup/memory")
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    @classmethod
-    def available(cls) -> bool:
-        return (cls.ROOT / "memory.limit_in_bytes").exists() and os.access(cls.ROOT, os.W_OK)
-
-    @classmethod
-    def create(cls, run_id: str, name: str, memory: int) -> HostCgroup:
-        path = cls.ROOT / "repropack" / run_id / name
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "memory.limit_in_bytes").write_text(str(memory))
-        swap = path / "memory.memsw.limit_in_bytes"
-        if swap.exists():
-            try:
-                swap.write_text(str(memory))
-            except OSError:
-                pass
-        return cls(path)
-
-    def _read(self, name: str) -> str:
-        try:
-            return (self.path / name).read_text()
-        except OSError:
-            return ""
-
-    def oom_killed(self) -> bool:
-        for line in self._read("memory.oom_control").splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill" and value.strip().isdigit():
-                return int(value) > 0
-        return False
-
-    def peak(self) -> int | None:
-        text = self._read("memory.max_usage_in_bytes").strip()
-        return int(text) if text.isdigit() else None
-
-    def pids(self) -> list[int]:
-        return [int(p) for p in self._read("cgroup.procs").split() if p.isdigit()]
-
-    def remove(self) -> None:
-        import signal
-
-        for pid in self.pids():  # a step's orphan must not keep the group (or its memory) alive
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            self.path.rmdir()
-        except OSError:
-            pass
-
-    @classmethod
-    def remove_run(cls, run_id: str) -> None:
-        root = cls.ROOT / "repropack" / run_id
-        if root.is_dir():
-            for child in root.iterdir():
-                if child.is_dir():
-                    cls(child).remove()
-            try:
-                root.rmdir()
-            except OSError:
-                pass
-
-
 __all__ = [
-    "CGROUP_LAUNCH",
-    "HostCgroup",
     "INNER",
     "LABEL_RUN",
     "apptainer_argv",

@@ -71,7 +71,8 @@ def command(selector, attempt, stream, lines, project_dir):
     say(f"== {iid} attempt {chosen.attempt}  ({chosen.path})")
     say(f"exit code: {chosen.read_exit_code()}  failure: {metrics.get('failure')}  "
         f"wall: {fmt_seconds(metrics.get('wall'))}  cpu: {fmt_seconds(metrics.get('cpu'))}  "
-        f"peak rss: {fmt_bytes(metrics.get('peak_rss'))}")
+        f"peak rss: {fmt_bytes(metrics.get('peak_rss'))}"
+        + (f" ({metrics['peak_rss_source']})" if metrics.get("peak_rss_source") else ""))
     click.echo("-- script.sh")
     say(redact(chosen.script.read_text(encoding="utf-8", errors="replace")) if chosen.script.exists() else "(none)")
     for name in ("stdout", "stderr"):

@@ -144,6 +144,7 @@ def _end_attempt(inst: Instance, record: Mapping[str, Any]) -> None:
         attempt.wall = attempt.end - attempt.start
     attempt.cpu = metrics.get("cpu")
     attempt.peak_rss = metrics.get("peak_rss")
+    attempt.peak_rss_source, attempt.cpu_source = metrics.get("peak_rss_source"), metrics.get("cpu_source")
     if req:
         attempt.req_cpus = int(req.get("cpus") or attempt.req_cpus)
         attempt.req_memory = req.get("memory", attempt.req_memory)

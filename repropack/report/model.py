@@ -26,6 +26,8 @@ class Attempt:
     wall: float | None = None  # seconds
     cpu: float | None = None  # user + system seconds
     peak_rss: int | None = None  # bytes
+    peak_rss_source: str | None = None  # cgroup-v1 | cgroup-v2 | proc-sampler | none (docs/runner.md)
+    cpu_source: str | None = None  # cgroup-v1 | cgroup-v2 | rusage | none
     req_cpus: int = 1
     req_memory: int | None = None  # bytes; None when the step states none
     req_time: int | None = None

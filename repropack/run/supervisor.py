@@ -2,13 +2,17 @@
 
 The runner starts one supervisor per run (``python -m repropack.run.supervisor
 RUN_ID``) and keeps the write end of its stdin. It announces every process
-group it starts (``+pg PID``/``-pg PID``) and every container (``+ct ID``).
+group it starts (``+pg PID``/``-pg PID``), every container (``+ct ID``) and,
+without cgroups, every orphan a step left to it (``+p PID START``, start time in
+clock ticks: a reused pid is never killed). The run's cgroups it finds by name.
 A clean end sends ``bye``. If the pipe closes without ``bye`` -- the runner was
-killed, even with SIGKILL -- the supervisor at once kills the announced process
-groups, every process whose environment carries ``REPROPACK_RUN_ID=<run>``
-(covers a child started a moment before its group was announced), and removes
-the containers labelled with the run. It is one process per run, not one per
-step, so it costs nothing per instance.
+killed, even with SIGKILL -- the supervisor at once kills everything in the
+run's cgroups and removes them, kills the announced process groups and
+processes, their sessions and all their descendants, every process whose
+environment carries ``REPROPACK_RUN_ID=<run>`` (covers a child started a moment
+before its group was announced), and removes the containers labelled with the
+run. It is one process per run, not one per step, so it costs nothing per
+instance.
 """
 
 from __future__ import annotations
@@ -79,6 +83,13 @@ class Supervisor:
     def remove_group(self, pgid: int) -> None:
         self._send(f"-pg {pgid}")
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def add_process(self, pid: int, start: int) -> None:
+        self._send(f"+p {pid} {start}")
+
     def add_container(self, container_id: str) -> None:
         self._send(f"+ct {container_id}")
 
@@ -130,9 +141,14 @@ def processes_of_run(run_id: str) -> list[int]:
     return found
 
 
-def kill_run(run_id: str, groups: set[int], containers: set[str], *, docker: bool = False) -> None:
-    for pgid in groups:
-        _killpg(pgid)
+def kill_run(run_id: str, groups: set[int], containers: set[str], *, docker: bool = False,
+             processes: dict[int, int] | None = None) -> None:
+    from repropack.backends import cgroups as cg
+
+    run_groups = cg.run_dirs(run_id)
+    for path in run_groups:  # first: nothing in them can fork away (they are inescapable)
+        cg.kill_tree(path)
+    _kill_tracked(groups, processes or {})
     for _ in range(3):  # a group being announced may have forked meanwhile
         pids = processes_of_run(run_id)
         for pid in pids:
@@ -145,8 +161,48 @@ def kill_run(run_id: str, groups: set[int], containers: set[str], *, docker: boo
         if not pids:
             break
         time.sleep(0.05)
+    for path in run_groups:
+        cg.remove_run_dirs(path.name)
     if docker or containers:
         remove_containers(run_id, containers)
+
+
+def _kill_tracked(groups: set[int], processes: dict[int, int]) -> None:
+    """The announced groups and processes, their sessions and every descendant, however deep."""
+    from repropack.backends.reaper import kill
+
+    for _ in range(5):
+        table = _process_table()
+        roots = {p for p in groups if p in table}
+        roots |= {p for p, start in processes.items() if p in table and table[p][2] == start}
+        victims = set(roots) | {p for p, (_, sid, _) in table.items() if sid in groups}
+        grew = True
+        while grew:
+            more = {p for p, (ppid, _, _) in table.items() if ppid in victims} - victims
+            victims |= more
+            grew = bool(more)
+        victims.discard(os.getpid())
+        if not victims:
+            return
+        for pid in victims:
+            kill(pid, table[pid][2])
+        time.sleep(0.02)
+
+
+def _process_table() -> dict[int, tuple[int, int, int]]:
+    """pid -> (parent pid, session id, start time) of every process."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z":
+            table[int(name)] = (int(fields[1]), int(fields[3]), int(fields[19]))
+    return table
 
 
 def _killpg(pgid: int) -> None:
@@ -193,6 +249,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     groups: set[int] = set()
     containers: set[str] = set()
+    processes: dict[int, int] = {}
     for raw in sys.stdin.buffer:
         line = raw.decode(errors="replace").strip()
         if line == "bye":
@@ -206,7 +263,10 @@ def main(argv: list[str]) -> int:
             containers.add(arg)
         elif op == "-ct":
             containers.discard(arg)
-    kill_run(run_id, groups, containers, docker=docker)  # EOF without bye: the runner died
+        elif op == "+p":
+            pid, _, start = arg.partition(" ")
+            processes[int(pid)] = int(start)
+    kill_run(run_id, groups, containers, docker=docker, processes=processes)  # EOF without bye: the runner died
     return 0
 
 

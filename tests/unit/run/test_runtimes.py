@@ -43,9 +43,6 @@ def test_fixed_surroundings_and_nothing_else_from_the_caller():
 def test_host_argv_runs_bash_strict():
     job = _job(runtime="host")
     assert host_argv(job) == ["bash", "-euo", "pipefail", str(ATTEMPT / "script.sh")]
-    argv = host_argv(job, Path("/sys/fs/cgroup/memory/x"))
-    assert argv[:2] == ["bash", "-c"] and "exec bash -euo pipefail" in argv[2]
-    assert argv[-2:] == ["/sys/fs/cgroup/memory/x", str(ATTEMPT / "script.sh")]
 
 
 def test_docker_kwargs_mount_project_read_only_and_outputs_writable():
