@@ -59,16 +59,25 @@ def detect(root: Path = ROOT) -> Layout | None:
 
 
 def _read(path: Path | str) -> str:
+    # raw syscalls: these run a few times per instance, and a Python file object costs more than the read
     try:
-        with open(path) as handle:
-            return handle.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return ""
+    try:
+        return os.read(fd, 65536).decode()
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
 
 
 def _write(path: Path | str, text: str) -> None:
-    with open(path, "w") as handle:
-        handle.write(text)
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
 
 
 def _int(text: str) -> int | None:
@@ -85,6 +94,8 @@ class Group:
         self.limited = limited
         self._base_memory = 0
         self._base_oom = 0
+        self._dir = str(dirs[0])
+        self._cpu_dir = str(dirs[-1])
 
     @property
     def memory_dir(self) -> Path:
@@ -92,7 +103,7 @@ class Group:
 
     @property
     def procs_files(self) -> str:
-        """What a step writes its pid into, space-separated (JOIN_HOOK's REPROPACK_CGROUP)."""
+        """What a step writes its pid into, space-separated (REPROPACK_CGROUP of cgroup_join.sh)."""
         return " ".join(f"{d}/cgroup.procs" for d in self.dirs)
 
     def limit(self, memory: int) -> None:
@@ -113,11 +124,12 @@ class Group:
     def reset(self) -> None:
         """Before a step: counters start from this step (v1 slot reuse)."""
         if self.layout.version == 1:
-            _write(self.memory_dir / "memory.max_usage_in_bytes", "0")
-            self._base_memory = _int(_read(self.memory_dir / "memory.usage_in_bytes")) or 0
+            _write(f"{self._dir}/memory.max_usage_in_bytes", "0")
+            self._base_memory = _int(_read(f"{self._dir}/memory.usage_in_bytes")) or 0
             if self.layout.cpu is not None:
-                _write(self.dirs[-1] / "cpuacct.usage", "0")
-        self._base_oom = self._oom_count()
+                _write(f"{self._cpu_dir}/cpuacct.usage", "0")
+        if self.limited:  # only a limit of its own can OOM-kill in a group
+            self._base_oom = self._oom_count()
 
     def _oom_count(self) -> int:
         name = "memory.events" if self.layout.version == 2 else "memory.oom_control"
@@ -130,7 +142,7 @@ class Group:
     def measure(self) -> dict[str, object]:
         """Peak memory, CPU and OOM of the step since reset(), straight from the kernel's counters."""
         source = f"cgroup-v{self.layout.version}"
-        out: dict[str, object] = {"oom": self._oom_count() > self._base_oom}
+        out: dict[str, object] = {"oom": self.limited and self._oom_count() > self._base_oom}
         if self.layout.version == 2:
             peak = _int(_read(self.memory_dir / "memory.peak"))
             for line in _read(self.memory_dir / "cpu.stat").splitlines():
@@ -138,9 +150,9 @@ class Group:
                 if key == "usage_usec" and value.strip().isdigit():
                     out["cpu"], out["cpu_source"] = int(value) / 1e6, source
         else:
-            peak = _int(_read(self.memory_dir / "memory.max_usage_in_bytes"))
+            peak = _int(_read(f"{self._dir}/memory.max_usage_in_bytes"))
             if self.layout.cpu is not None:
-                usage = _int(_read(self.dirs[-1] / "cpuacct.usage"))
+                usage = _int(_read(f"{self._cpu_dir}/cpuacct.usage"))
                 if usage is not None:
                     out["cpu"], out["cpu_source"] = usage / 1e9, source
         if peak is not None:
@@ -148,11 +160,11 @@ class Group:
         return out
 
     def pids(self) -> list[int]:
-        return _pids(self.memory_dir)
+        return _pids(self._dir)
 
     def kill(self) -> bool:
         """SIGKILL everything in the group; True once it is empty."""
-        return _kill_dir(self.memory_dir)
+        return _kill_dir(self._dir, v2=self.layout.version == 2)
 
     def remove(self) -> bool:
         return all(_rmdir_tree(d) for d in self.dirs)
@@ -207,9 +219,9 @@ class RunGroups:
             d.mkdir(exist_ok=True)
         return Group(self.layout, dirs, limited)
 
-    def give_back(self, group: Group) -> None:
+    def give_back(self, group: Group, *, killed: bool = False) -> None:
         """After the step's main process ended: kill what is left, then reuse or remove the group."""
-        if not group.kill():
+        if not (killed or group.kill()):
             self._draining.append(group)
         elif group.limited or self.layout.version == 2:
             if not group.remove():
@@ -236,16 +248,18 @@ def _enable_controllers(path: Path) -> None:
                 pass
 
 
-def _pids(path: Path) -> list[int]:
-    return [int(p) for p in _read(path / "cgroup.procs").split() if p.isdigit()]
+def _pids(path: Path | str) -> list[int]:
+    return [int(p) for p in _read(f"{path}/cgroup.procs").split()]
 
 
-def _kill_dir(path: Path) -> bool:
+def _kill_dir(path: Path | str, *, v2: bool | None = None) -> bool:
     """SIGKILL every process of one cgroup directory; True once it is empty."""
-    kill_file = path / "cgroup.kill"  # v2 (5.14+): the kernel kills the whole group at once
-    if kill_file.exists():
-        try:
-            _write(kill_file, "1")
+    pids = _pids(path)
+    if not pids:
+        return True
+    if v2 or (v2 is None and os.path.exists(f"{path}/cgroup.kill")):
+        try:  # v2 (5.14+): the kernel kills the whole group at once
+            _write(f"{path}/cgroup.kill", "1")
         except OSError:
             pass
     for _ in range(KILL_ROUNDS):

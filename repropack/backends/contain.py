@@ -17,7 +17,7 @@ from typing import Any
 from repropack.backends import cgroups
 from repropack.backends.reaper import Reaper
 
-JOIN_SCRIPT = Path(__file__).with_name("cgroup_join.sh")  # cgroups.JOIN_HOOK, sourced through BASH_ENV
+JOIN_SCRIPT = Path(__file__).with_name("cgroup_join.sh")  # sourced through BASH_ENV
 
 
 class Containment:
@@ -78,11 +78,11 @@ class Containment:
         if usage is not None:
             metrics["cpu"], metrics["cpu_source"] = round(usage.ru_utime + usage.ru_stime, 6), "rusage"
         if group is not None and self._groups is not None:
-            group.kill()  # first: a daemon still holding memory or burning CPU counts until now
+            killed = group.kill()  # first: a daemon still holding memory or burning CPU counts until now
             measured = group.measure()
             oom = bool(measured.pop("oom"))
             metrics.update(measured)
-            self._groups.give_back(group)
+            self._groups.give_back(group, killed=killed)
             return _rounded(metrics), oom
         peak = self._reaper.ended(pid) if self._reaper is not None else 0
         own = usage.ru_maxrss * 1024 if usage is not None else 0
