@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from repropack.backends import cgroups
 from repropack.backends.base import (
     CANCELLED,
     EXIT,
@@ -79,11 +80,11 @@ class _Container:
 
 
 def capabilities(profile: Any) -> Capabilities:
-    """This machine, lowered by the profile's caps; memory is enforced by Docker and by host cgroups."""
+    """This machine, lowered by the profile's caps; memory is enforced by Docker and by the step's cgroup."""
     from repropack.backends.machine import machine_cpus, machine_gpus, machine_memory
 
     cpus, memory = machine_cpus(), machine_memory()
-    enforced = profile.runtime == "docker" or (profile.runtime == "host" and HostCgroup.available())
+    enforced = profile.runtime == "docker" or (profile.runtime in ("host", "apptainer") and cgroups.detect() is not None)
     return Capabilities(shared_filesystem=True, enforces_time=False, enforces_memory=enforced, co_schedules=True,
                         survives_runner=False, cpus=min(cpus, profile.cpus or cpus),
                         memory=min(memory, profile.memory or memory), gpus=machine_gpus())

@@ -10,7 +10,7 @@ from pathlib import Path
 from fakebackend import FakeBackend, FakeCluster, Script
 from repropack.backends.base import Backend, Job, JobHandle, JobResources, JobStatus
 from repropack.backends.local import LocalBackend
-from repropack.backends.runtimes import HostCgroup
+from repropack.backends import cgroups
 from repropack.run.attempt import render_script
 
 SETTLE = 15.0  # seconds a job of these tests may take to reach a terminal state
@@ -53,7 +53,7 @@ class LocalKit(Kit):
         return LocalBackend(run_id="conf")
 
     def oom_reason(self) -> str | None:
-        if not HostCgroup.available():
+        if cgroups.detect() is None:
             return "no writable cgroup memory controller here: the local backend cannot enforce memory"
         return None
 
