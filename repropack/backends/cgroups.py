@@ -25,7 +25,6 @@ from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
 BASE = "repropack"
-KILL_ROUNDS = 100  # kill-and-recheck rounds (a forking process adds pids while we kill)
 
 # cgroup_join.sh, sourced by the step's bash (BASH_ENV), joins with builtins only (no extra
 # process) and leaves nothing behind in the environment. For a runtime that is not bash
@@ -232,8 +231,7 @@ class RunGroups:
             self._draining = [g for g in self._draining if not (g.kill() and g.remove())]
 
     def close(self) -> None:
-        for d in self.dirs:
-            kill_tree(d)
+        kill_trees(list(self.dirs))
         remove_run_dirs(self.name)
 
 
@@ -252,33 +250,48 @@ def _pids(path: Path | str) -> list[int]:
     return [int(p) for p in _read(f"{path}/cgroup.procs").split()]
 
 
-def _kill_dir(path: Path | str, *, v2: bool | None = None) -> bool:
-    """SIGKILL every process of one cgroup directory; True once it is empty."""
-    pids = _pids(path)
-    if not pids:
+def _live(pids: list[int]) -> list[int]:
+    """Without zombies: a killed process stays listed until its parent (maybe not us) reaps it."""
+    out = []
+    for pid in pids:
+        stat = _read(f"/proc/{pid}/stat")
+        if stat and stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]:
+            out.append(pid)
+    return out
+
+
+def _kill_dirs(paths: list[str], *, v2: bool | None = None, within: float = 2.0) -> bool:
+    """SIGKILL every live process of these cgroup directories until none is left (or `within` s)."""
+    if not any(_pids(p) for p in paths):
         return True
-    if v2 or (v2 is None and os.path.exists(f"{path}/cgroup.kill")):
-        try:  # v2 (5.14+): the kernel kills the whole group at once
-            _write(f"{path}/cgroup.kill", "1")
-        except OSError:
-            pass
-    for _ in range(KILL_ROUNDS):
-        pids = _pids(path)
+    for path in paths:
+        if v2 or (v2 is None and os.path.exists(f"{path}/cgroup.kill")):
+            try:  # v2 (5.14+): the kernel kills the whole group at once
+                _write(f"{path}/cgroup.kill", "1")
+            except OSError:
+                pass
+    deadline = time.monotonic() + within
+    while True:
+        pids = _live([pid for p in paths for pid in _pids(p)])
         if not pids:
             return True
+        if time.monotonic() > deadline:
+            return False
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        time.sleep(0.002)
-    return not _pids(path)
+        time.sleep(0.005)
 
 
-def kill_tree(path: Path) -> None:
-    """Kill every process in a cgroup directory and the groups under it."""
-    for dirpath, _, _ in os.walk(path):
-        _kill_dir(Path(dirpath))
+def _kill_dir(path: Path | str, *, v2: bool | None = None) -> bool:
+    return _kill_dirs([str(path)], v2=v2)
+
+
+def kill_trees(paths: list[Path]) -> None:
+    """Kill every process in these cgroup directories and the groups under them, all in one pass."""
+    _kill_dirs([dirpath for path in paths for dirpath, _, _ in os.walk(path)])
 
 
 def remove_run_dirs(name: str, root: Path = ROOT) -> None:
@@ -324,7 +337,7 @@ def remove_leftovers(root: Path = ROOT) -> list[str]:
             if at and pid.isdigit():
                 if _alive(int(pid)):
                     continue
-                kill_tree(entry)
+                kill_trees([entry])
             if _rmdir_tree(entry):
                 removed.append(entry.name)
     return sorted(set(removed))

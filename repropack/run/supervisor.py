@@ -146,8 +146,8 @@ def kill_run(run_id: str, groups: set[int], containers: set[str], *, docker: boo
     from repropack.backends import cgroups as cg
 
     run_groups = cg.run_dirs(run_id)
-    for path in run_groups:  # first: nothing in them can fork away (they are inescapable)
-        cg.kill_tree(path)
+    if run_groups:  # first: nothing in them can fork away (they are inescapable)
+        cg.kill_trees(run_groups)
     _kill_tracked(groups, processes or {})
     for _ in range(3):  # a group being announced may have forked meanwhile
         pids = processes_of_run(run_id)

@@ -88,3 +88,23 @@ def test_issue10_apptainer_figures_come_from_the_host_cgroup(tmp_path, base_imag
     _share_sif(root, base_sif)
     # Apptainer's own runtime (starter, squashfuse) is in the step's group too: no 5 MB bound for `true`
     _check(_figures(None, root, ("--profile", "apptainer")), "apptainer", idle=False)
+
+
+@pytest.mark.docker
+@pytest.mark.apptainer
+def test_issue10_apptainer_memory_limit_is_the_host_cgroups(tmp_path, base_image, base_sif):
+    from test_run_engines import PROFILES, _share_sif
+
+    if os.geteuid() != 0:
+        pytest.skip("the cgroup path needs root")
+    root = write_project(tmp_path / "p", f'[project]\nname = "p"\n[image]\nname = "{base_image}"\n' + PROFILES + """
+[[steps]]
+name = "hungry"
+run = "python3 -c 'b = bytearray(300_000_000)'"
+resources = { memory = "100MB" }
+""")
+    _share_sif(root, base_sif)
+    done = run_cli(None, root, "run", "--profile", "apptainer")
+    assert done.returncode == 1 and "oom" in done.stderr
+    attempt = report_attempt(None, root, "hungry")
+    assert attempt["failure"] == "oom" and attempt["peak_rss"] <= 100_000_000
