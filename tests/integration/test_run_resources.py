@@ -65,8 +65,10 @@ def test_issue10_host_figures_are_the_steps_own(tmp_path, kind):
     give(who, root)
     figures = _figures(who, root)
     _check(figures, kind)
+    from repropack.human import fmt_bytes
+
     logs = run_cli(who, root, "logs", "hold")
-    assert f"peak rss: {figures['hold']['peak_rss']} B" in logs.stdout
+    assert f"peak rss: {fmt_bytes(figures['hold']['peak_rss'])} ({SOURCES[kind]}" in logs.stdout
 
 
 @pytest.mark.docker
