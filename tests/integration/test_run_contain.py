@@ -187,3 +187,5 @@ def test_defect08_docker_daemonised_child_dies_with_the_container(tmp_path, base
     names = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=repropack.run={_run_id(root)}"],
                            capture_output=True, text=True, check=True).stdout.split()
     assert names == []
+    # the container ran under a group of the run (cgroup_parent): docker's groups in every hierarchy go too
+    assert _cgroups_of(_run_id(root)) == []
