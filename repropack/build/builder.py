@@ -29,6 +29,7 @@ from repropack.build.image import ImageSpec, epoch_to_rfc3339, make_config, pars
 from repropack.build.layers import Entry, file_entries, normalize_arcname, sha256_file, tree_entries, write_layer
 from repropack.build.stage import ENVS_ROOT, PLATFORM, env_prefix, env_variables, stage_environment
 from repropack.errors import BuildError
+from repropack.human import fmt_bytes
 
 LAYER_SCHEME = "repropack-layer/1"
 STORE = Path(".repropack") / "build"
@@ -128,15 +129,18 @@ def plan_build(manifest, lockset, engine, options: BuildOptions, report: Report)
     report(f"base image {pin.image or pin.reference}")
     base = load_base(engine, pin, store)
     durations["base"] = time.monotonic() - started
+    report(f"base image: {len(base.layers)} layer(s), {fmt_bytes(sum(p.stat().st_size for _, p in base.layers))}")
     layers = []
     for name in sorted(lockset.environments):
         started = time.monotonic()
         layers.append(_env_layer(lockset, name, base, store, epoch, report, options.provision))
         durations[f"env:{name}"] = time.monotonic() - started
+        _said(report, f"environment {name}", layers[-1])
     started = time.monotonic()
     workflow, warnings = _workflow_layer(manifest, lockset, store, epoch, options)
     layers.append(workflow)
     durations["workflow"] = time.monotonic() - started
+    _said(report, "workflow files", workflow)
     labels = _labels(manifest, lockset, base, epoch, workflow.diff_id)
     spec = ImageSpec(epoch=epoch, workdir=manifest.image.workdir, env=_image_env(lockset, base),
                      labels=labels, history=[layer.created_by for layer in layers])
@@ -157,6 +161,10 @@ def prepare_build(project_root: Path, options: BuildOptions, engine, report: Rep
 
         engine = DockerEngine()
     return manifest, engine, plan_build(manifest, lockset, engine, options, report)
+
+
+def _said(report: Report, what: str, layer: Layer) -> None:
+    report(f"{what}: {fmt_bytes(layer.size)} layer {'reused' if layer.reused else 'built'}")
 
 
 def _key(data: dict[str, Any]) -> str:

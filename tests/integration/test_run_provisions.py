@@ -7,6 +7,7 @@ command; `--offline` and `--frozen` forbid it; a missing or stale lock stays an 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -113,4 +114,8 @@ def test_build_in_a_fresh_clone_fetches_what_its_layers_need(tmp_path, env, base
     done = cli(clone, "build", "-v", "--tag", "repropack-test/provisions:1", env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "fetching environment default" in done.stderr and "fetched 1 artifact(s)" in done.stderr
+    # -v: every phase, with the size of what it made
+    assert re.search(r"\] environment default: \d+(\.\d)? (kB|MB) layer built$", done.stderr, flags=re.M), done.stderr
+    assert re.search(r"\] workflow files: \d+(\.\d)? (B|kB|MB) layer (built|reused)$", done.stderr, flags=re.M)
+    assert re.search(r"^  +\d+(\.\d)? (kB|MB)  built   repropack: environment default", done.stderr, flags=re.M)
     subprocess.run(["docker", "image", "rm", "-f", "repropack-test/provisions:1"], capture_output=True)
