@@ -64,6 +64,7 @@ def collect(root: Path, *, redactor: Redactor | None = None, log_lines: int = LO
         generated=time.time(),
     )
     report.instances = _fold(records, running)
+    _add_untouched(report.instances, records)
     dag = _expand_dag(manifest, run.get("argv") or []) if manifest is not None else None
     _add_deps(root, report, dag, done_before)
     for inst in report.instances.values():
@@ -155,6 +156,16 @@ def _end_attempt(inst: Instance, record: Mapping[str, Any]) -> None:
     attempt.signal = record.get("signal")
     if attempt.status == "ok":
         inst.state = DONE
+
+
+def _add_untouched(instances: dict[str, Instance], records: Sequence[dict]) -> None:
+    """The instances the run itself journaled as skipped (cached) or never started (not-run)."""
+    for record in records:
+        kind, ids = record.get("t"), record.get("ids")
+        if kind in ("skipped", "not-run") and isinstance(ids, list):
+            for iid in ids:
+                if isinstance(iid, str) and iid not in instances:
+                    instances[iid] = Instance(id=iid, step=_step_of(iid), state=CACHED if kind == "skipped" else NOT_RUN)
 
 
 def _step_of(iid: str) -> str:

@@ -62,6 +62,8 @@ def test_defect11_status_tells_done_cached_failed_not_run_unknown_and_never_run(
                              "bad": "failed", "after": "not-run"}
     text = repropack(root, "status").stdout
     assert "ended failed" in text and "1 not-run" in text and "cached" in text
+    report = json.loads(repropack(root, "report", "-o", str(tmp_path / "r.html"), "--json").stdout)
+    assert report["counts"] == {"cached": 3, "failed": 1, "not-run": 1}
 
     with open(root / "repropack.toml", "a", encoding="utf-8") as handle:
         handle.write('[[steps]]\nname = "new"\nrun = "echo n > {outputs}"\noutputs = ["out/new.txt"]\n')
