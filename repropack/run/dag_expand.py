@@ -14,7 +14,7 @@ from types import MappingProxyType
 from repropack.errors import ManifestError, ManifestErrors
 from repropack.manifest import placeholders as ph
 from repropack.manifest.model import Manifest, Step
-from repropack.manifest.cmdsources import command_sources
+from repropack.manifest.cmdsources import CommandSources
 from repropack.manifest.patterns import Pattern, apply_overrides, instance_id, used_params
 from repropack.manifest.positions import KeyPath, format_key
 from repropack.manifest.stepfiles import spec_key
@@ -333,15 +333,18 @@ class Expansion:
         source_patterns = [Pattern(s, self.texts) for s in step.sources]
         shared_sources = tuple(p.render({}) for p in source_patterns) if all(p.simple for p in source_patterns) \
             else None
+        detected = None  # sources the command names, when `sources` is not declared
         if not step.sources_declared:
-            shared_sources = command_sources(step, self.manifest.root)
+            detected = CommandSources(step, self.manifest.root, self.texts)
+            shared_sources = detected.shared if not detected.templates else None
         output_names = plan.output_names
         named_outputs = any(output_names)
         no_pipes: frozenset[str] = frozenset()
         for r, row_id in enumerate(info.ids):
             outs = info.outputs[r]
-            sources = shared_sources if shared_sources is not None else tuple(
-                p.render(info.wildcards[r]) for p in source_patterns)
+            sources = shared_sources if shared_sources is not None else (
+                detected.for_instance(info.wildcards[r]) if detected is not None
+                else tuple(p.render(info.wildcards[r]) for p in source_patterns))
             yield Instance(
                 id=row_id,
                 step=step,

@@ -286,3 +286,20 @@ def test_defect04_an_expect_added_later_is_checked_not_skipped(tmp_path):
     assert _reasons(root) == {"make": ["output made.txt does not match its expect digest"]}
     done = repropack(root, "run", "--json")
     assert done.returncode != 0 and json.loads(done.stdout)["instances"]["make"]["failure"] == "expect"
+
+
+def test_defect12_a_script_named_by_a_foreach_value_is_a_source_of_its_instance(tmp_path):
+    root = write_project(tmp_path / "p", """\
+    [project]
+    name = "tools"
+    [[steps]]
+    name = "use"
+    run = "bash scripts/{tool}.sh > {outputs}"
+    foreach = { tool = ["a", "b"] }
+    outputs = ["out/{tool}.txt"]
+    """, {"scripts/a.sh": "echo a1\n", "scripts/b.sh": "echo b1\n"})
+    repropack(root, "run", check=True)
+    (root / "scripts/a.sh").write_text("echo a2\n")
+    assert _reasons(root) == {"use[tool=a]": ["changed source scripts/a.sh"]}
+    repropack(root, "run", check=True)
+    assert (root / "out/a.txt").read_text() == "a2\n"

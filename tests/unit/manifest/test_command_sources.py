@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from repropack.manifest.cmdsources import MARKER, sources_in
+from repropack.manifest.cmdsources import MARKER, CommandSources, sources_in
 
 FILES = ("s.sh", "scripts/s.sh", "scripts/lib/util.sh", "scripts/x.py", "tools/run.sh", "tools/a.R",
          "conf/run.yml", "data/in.txt", "top.py", "scripts/out.txt")
@@ -72,3 +72,19 @@ def test_defect12_command_shapes(root, command, expected):
 def test_defect12_detection_never_crashes_and_stays_in_the_project(root, words):
     found = sources_in(" ".join(words), root)
     assert set(found) <= set(FILES)
+
+
+def _step(run):
+    from repropack.manifest.model import Step
+
+    return Step(name="s", run=run)
+
+
+def test_defect12_foreach_values_and_params_in_script_paths_are_filled_in_per_instance(root):
+    sources = CommandSources(_step("python scripts/{tool}.py {inputs} && cd {where} && ./run.sh; bash {params.lib}"),
+                             root, {"lib": "scripts/lib/util.sh"})
+    assert sources.for_instance({"tool": "x", "where": "tools"}) == ("scripts/x.py", "scripts/lib/util.sh")
+    assert sources.for_instance({"tool": "missing", "where": "tools"}) == ("scripts/lib/util.sh",)
+    assert sources.for_instance({"tool": "../../etc/passwd", "where": "x"}) == ("scripts/lib/util.sh",)
+    plain = CommandSources(_step("cd tools && bash run.sh {inputs} > {outputs}"), root)
+    assert plain.templates == () and plain.for_instance({}) == ("tools/run.sh",)
