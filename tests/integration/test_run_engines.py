@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from runhelp import journal, processes_with_marker, repropack, write_project
+from runhelp import journal, left_after, processes_with_marker, repropack, write_project
 
 # A step that writes outside its declared outputs.
 SNEAKY = """
@@ -138,9 +138,8 @@ def test_killed_runner_leaves_no_container(tmp_path, base_image):
             pytest.fail("the containers never started")
         runner.kill()
         runner.wait()
-        time.sleep(2)
-        assert client.containers.list(all=True, filters={"label": f"repropack.run={run_id}"}) == []
-        assert processes_with_marker(run_id) == []
+        assert left_after(lambda: client.containers.list(all=True, filters={"label": f"repropack.run={run_id}"})) == []
+        assert left_after(lambda: processes_with_marker(run_id)) == []
     finally:
         client.close()
 
@@ -193,10 +192,9 @@ def test_apptainer_project_is_read_only_and_a_killed_runner_leaves_nothing(tmp_p
     time.sleep(1)  # the containers' own processes are up
     runner.kill()
     runner.wait()
-    time.sleep(2)
-    assert processes_with_marker(run_id) == []
-    leftovers = subprocess.run(["pgrep", "-f", "sleep 120"], capture_output=True, text=True).stdout.split()
-    assert leftovers == []
+    assert left_after(lambda: processes_with_marker(run_id)) == []
+    pgrep = ["pgrep", "-f", "sleep 120"]
+    assert left_after(lambda: subprocess.run(pgrep, capture_output=True, text=True).stdout.split()) == []
 
 
 KEYED = """
