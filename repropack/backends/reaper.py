@@ -48,14 +48,21 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, session id, start time) of a process, or None when it is gone."""
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command (state first), or None when it is gone.
+
+    The command is cut at its last ')' since it may itself hold spaces and parentheses."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
+            return handle.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    return fields[0], int(fields[3]), int(fields[19])
+
+
+def stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, session id, start time) of a process, or None when it is gone."""
+    fields = stat_fields(pid)
+    return None if fields is None else (fields[0], int(fields[3]), int(fields[19]))
 
 
 def rss(pid: int) -> int:

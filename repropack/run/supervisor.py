@@ -191,16 +191,14 @@ def _kill_tracked(groups: set[int], processes: dict[int, int]) -> None:
 
 def _process_table() -> dict[int, tuple[int, int, int]]:
     """pid -> (parent pid, session id, start time) of every process."""
+    from repropack.backends.reaper import stat_fields
+
     table = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        try:
-            with open(f"/proc/{name}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z":
+        fields = stat_fields(int(name))
+        if fields is not None and fields[0] != "Z":
             table[int(name)] = (int(fields[1]), int(fields[3]), int(fields[19]))
     return table
 
