@@ -249,3 +249,45 @@ def test_defect04_defect12_keys_in_containers(tmp_path, base_image, request, run
               if p.is_file() and not p.is_symlink() and p.name != "stdout" and p.suffix != ".sif"
               and secret.encode() in p.read_bytes()]
     assert leaked == []
+
+
+@pytest.mark.docker
+@pytest.mark.apptainer
+def test_defect07_apptainer_pipe_member_that_never_opens_fails_the_group(tmp_path, base_image, base_sif):
+    """Issue 8 defect 7 on Apptainer: a pair streams; a reader that never opens fails the group, nothing hangs."""
+    def pair(root, consume):
+        return write_project(root, f"""
+            [project]
+            name = "p"
+            [image]
+            name = "{base_image}"
+            {PROFILES}
+            [[steps]]
+            name = "produce"
+            run = "seq 1 200000 > {{outputs}}"
+            outputs = [{{ path = "tmp/stream.txt", pipe = true }}]
+            [[steps]]
+            name = "consume"
+            run = "{consume}"
+            inputs = ["tmp/stream.txt"]
+            outputs = ["results/count.txt"]
+        """)
+
+    good = pair(tmp_path / "good", "wc -l < {inputs} > {outputs}")
+    _share_sif(good, base_sif)
+    repropack(good, "run", "--profile", "apptainer", check=True, timeout=120)
+    assert (good / "results/count.txt").read_text().strip() == "200000"
+    bad = pair(tmp_path / "bad", "echo never read > {outputs}")
+    _share_sif(bad, base_sif)
+    done = repropack(bad, "run", "--profile", "apptainer", "--json", timeout=60)
+    assert done.returncode == 1, done.stderr
+    instances = json.loads(done.stdout)["instances"]
+    assert instances["consume"]["failure"] == "pipe"
+    assert "consume exited without opening its input tmp/stream.txt" in instances["consume"]["message"]
+    assert instances["produce"]["failure"] == "cancelled"
+    from runhelp import last_run_id
+
+    deadline = time.monotonic() + 10
+    while processes_with_marker(last_run_id(bad)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_with_marker(last_run_id(bad)) == []
