@@ -34,6 +34,22 @@ def base_image() -> str:
     return require_base_image()
 
 
+@pytest.fixture(scope="session")
+def base_sif(tmp_path_factory, base_image):
+    """The base image as a SIF, converted once per session (about a minute); runhelp.share_sif links it in."""
+    import subprocess
+
+    from repropack.run.environments import SIF_CACHE
+
+    image_id = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", base_image],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    name = image_id.replace(":", "-") + ".sif"
+    target = tmp_path_factory.mktemp("sif") / name
+    subprocess.run(["apptainer", "build", "-F", str(target), f"docker-daemon:{base_image}"],
+                   capture_output=True, check=True, timeout=1800)
+    return target, SIF_CACHE / name
+
+
 @pytest.fixture
 def tmp_project(tmp_path: Path) -> Callable[[str], Path]:
     """Copy a project to tmp_path and return the copy's path.

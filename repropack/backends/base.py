@@ -123,6 +123,9 @@ class Job:
     image: str | None = None  # docker image reference or SIF path
     env_prefix: Path | None = None  # host: the materialized environment (its bin/ goes first on PATH)
     writable: tuple[Path, ...] = ()  # the only places a container may write (staging, attempt dir)
+    # "dev:inode" of each writable path as the runner checked it (no link on the way); a container
+    # compares its mounts with these before the step runs (see backends.runtimes.GUARD)
+    writable_ids: tuple[str, ...] = ()
     runtime_flags: tuple[str, ...] = ()  # profile's extra flags (apptainer-flags, docker-flags)
     labels: Mapping[str, str] = field(default_factory=dict)
 

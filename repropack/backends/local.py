@@ -39,6 +39,7 @@ from repropack.backends.base import (
 )
 from repropack.backends.contain import Containment
 from repropack.backends.runtimes import (
+    MOUNT_MISMATCH,
     apptainer_argv,
     apptainer_env,
     docker_run_kwargs,
@@ -245,7 +246,8 @@ class LocalBackend(Backend):
         }
         figures, oom = self.contain.finished(proc.group, proc.pid, usage)
         metrics.update(figures)
-        self._finished[proc.handle.job_id] = _status(proc.handle, status, oom, proc.cancelled, metrics)
+        self._finished[proc.handle.job_id] = _status(proc.handle, status, oom, proc.cancelled, metrics,
+                                                     guarded=bool(proc.job.writable_ids))
 
     def _wait_container(self, entry: _Container) -> None:
         status = self._container_result(entry)
@@ -282,7 +284,8 @@ class LocalBackend(Backend):
         metrics.update(self.contain.docker_measure(entry.group))  # the group outlives the container
         if self.supervisor:
             self.supervisor.remove_container(container.id)
-        return _status(entry.handle, None, bool(state.get("OOMKilled")), entry.cancelled, metrics, code=code)
+        return _status(entry.handle, None, bool(state.get("OOMKilled")), entry.cancelled, metrics, code=code,
+                       guarded=bool(entry.job.writable_ids))
 
     # -- cancel ---------------------------------------------------------------------------
     def cancel(self, handles: Iterable[JobHandle], *, force: bool = False) -> None:
@@ -369,6 +372,7 @@ def _status(
     metrics: dict[str, Any],
     *,
     code: int | None = None,
+    guarded: bool = False,
 ) -> JobStatus:
     if wait_status is None and code is None:
         return JobStatus(handle, JobState.FAILED, failure=LOST, message="the job vanished", metrics=metrics)
@@ -386,6 +390,10 @@ def _status(
         failure, message = CANCELLED, "stopped"
     elif sig:
         failure, message = SIGNAL, f"killed by signal {_signame(sig)}"
+    elif guarded and code == MOUNT_MISMATCH:
+        failure = "unsafe-mount"
+        message = (f"exit code {code}: a writable mount was not the folder the runner had checked (a link "
+                   "swapped in on its path?); the step did not run")
     else:
         failure, message = EXIT, f"exit code {code}"
     return JobStatus(handle, JobState.FAILED, exit_code=code, signal=sig, failure=failure, message=message, metrics=metrics)

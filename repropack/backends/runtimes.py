@@ -19,7 +19,19 @@ from repropack.run.supervisor import LABEL_RUN
 
 # Inside a container: the streams go to files in the (writable) attempt directory,
 # so the container's own log stays empty and logs are readable while it runs.
-INNER = 'exec bash -euo pipefail "$1" >"$2" 2>"$3"'
+# First each writable mount is compared (device and inode) with the folder the runner checked:
+# the engine mounts by path, and a step running meanwhile could have swapped a folder on that path
+# for a link to somewhere outside the project. A mount that is not the checked folder ends the
+# container with MOUNT_MISMATCH before the step runs; nothing is written there.
+MOUNT_MISMATCH = 97
+INNER = (
+    's=$1 o=$2 e=$3; shift 3; '
+    'while [ $# -gt 1 ]; do '
+    'if [ "$(stat -c %d:%i -- "$1" 2>&1)" != "$2" ]; then '
+    f'echo "repropack: the mount $1 is not the folder the runner checked; the step did not run" >&2; exit {MOUNT_MISMATCH}; '
+    'fi; shift 2; done; '
+    'exec bash -euo pipefail "$s" >"$o" 2>"$e"'
+)
 HOST_ARGV = ("bash", "-euo", "pipefail")
 
 
@@ -34,6 +46,13 @@ def _bind_safe(path: Path) -> str:
     return text
 
 
+def inner_argv(job: Job) -> list[str]:
+    """The container's command: check the mounts (GUARD), then run the step with its streams in files."""
+    checks = [part for path, ident in zip(job.writable, job.writable_ids) for part in (str(path), ident)]
+    return ["bash", "-c", INNER, "repropack-step", str(job.script_path), str(job.stdout_path),
+            str(job.stderr_path), *checks]
+
+
 def apptainer_argv(job: Job, *, apptainer: str = "apptainer") -> list[str]:
     if not job.image:
         raise RunError(f"{job.instance_id}: no SIF to run (run `repropack build` or set the profile's image)")
@@ -44,8 +63,7 @@ def apptainer_argv(job: Job, *, apptainer: str = "apptainer") -> list[str]:
     for path in job.writable:
         p = _bind_safe(path)
         argv += ["--bind", f"{p}:{p}:rw"]
-    argv += [job.image, "bash", "-c", INNER, "repropack-step"]
-    argv += [str(job.script_path), str(job.stdout_path), str(job.stderr_path)]
+    argv += [job.image, *inner_argv(job)]
     return argv
 
 
@@ -66,18 +84,18 @@ def docker_run_kwargs(job: Job, *, uid: int, gid: int) -> dict[str, Any]:
     if not job.image:
         raise RunError(f"{job.instance_id}: no image to run (run `repropack build` or set the profile's image)")
     project = str(job.project)
-    volumes: dict[str, dict[str, str]] = {project: {"bind": project, "mode": "ro"}}
-    for path in job.writable:
-        volumes[str(path)] = {"bind": str(path), "mode": "rw"}
+    # Mounts, not volumes: a bind volume whose source is missing is created by dockerd (as root),
+    # so a path swapped for a dangling link would make folders outside the project.
+    mounts = [_bind(project, read_only=True)] + [_bind(str(path), read_only=False) for path in job.writable]
     env = {k: v for k, v in job.env.items() if k != "PATH"}  # PATH is the image's
     kwargs: dict[str, Any] = {
         "image": job.image,
-        "command": ["bash", "-c", INNER, "repropack-step", str(job.script_path), str(job.stdout_path), str(job.stderr_path)],
+        "command": inner_argv(job),
         "entrypoint": [],
         "user": f"{uid}:{gid}",
         "working_dir": project,
         "environment": env,
-        "volumes": volumes,
+        "mounts": mounts,
         "labels": dict(job.labels),
         "detach": True,
         "stdin_open": False,
@@ -88,11 +106,18 @@ def docker_run_kwargs(job: Job, *, uid: int, gid: int) -> dict[str, Any]:
     return kwargs
 
 
+def _bind(path: str, *, read_only: bool) -> dict[str, Any]:
+    # the docker SDK's docker.types.Mount is this dict; built here so this module needs no SDK
+    return {"Target": path, "Source": path, "Type": "bind", "ReadOnly": read_only}
+
+
 __all__ = [
     "INNER",
+    "MOUNT_MISMATCH",
     "LABEL_RUN",
     "apptainer_argv",
     "apptainer_env",
     "docker_run_kwargs",
     "host_argv",
+    "inner_argv",
 ]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 from repropack.backends.base import JobResources
 from repropack.run.checksums import sha256_files
+from repropack.run.safepath import ProjectTree, UnsafePath, remove_entry
 from repropack.run.trees import tree_digest, tree_problem
 
 FIXED_ENV = {
@@ -92,18 +92,58 @@ class OutputPlan:
     in_place: bool
     pipes: tuple[str, ...] = ()
 
-    def prepare(self, root: Path, made: set[Path]) -> None:
-        """In place: the outputs' directories exist and no stale output is left to pass for a new one."""
+    def prepare(self, tree: ProjectTree) -> None:
+        """In place: the outputs' directories exist and no stale output is left to pass for a new one.
+
+        Both through the project's descriptors: a link planted on the way is refused (UnsafePath),
+        a link planted as the output itself is removed, never its target.
+        """
         if self.in_place:
             for rel in self.written:
-                ensure_parent(root / rel, made)
-                _remove(root / rel)
+                fd, name = tree.parent(rel, create=True)
+                try:
+                    remove_entry(fd, name)
+                finally:
+                    os.close(fd)
 
-    def writable_dirs(self, root: Path) -> list[Path]:
-        """Directories a container must be able to write for this plan (in place: the outputs' parents)."""
+    def writable_dirs(self, tree: ProjectTree) -> list[tuple[Path, int]]:
+        """(real path, O_PATH descriptor) of each directory a container must write (in place: the
+        outputs' parents), each reached without a link leading outside; the caller closes the
+        descriptors once the mounts are made (the container checks its mounts against them)."""
         if not self.in_place:
             return []
-        return sorted({(root / rel).parent for rel in self.written})
+        found: list[tuple[Path, int]] = []
+        try:
+            for rel in sorted({rel.rpartition("/")[0] for rel in self.written} - {""}):
+                fd = tree.open_dir(rel, create=True)
+                # the folder's real path (a link inside the project resolved): what is mounted
+                found.append((Path(os.readlink(f"/proc/self/fd/{fd}")), fd))
+        except BaseException:
+            for _, fd in found:
+                os.close(fd)
+            raise
+        return found
+
+
+def mount_ids(own: tuple[Path, ...], mounts: list[tuple[Path, int]]) -> tuple[str, ...]:
+    """The "dev:inode" of each writable folder as the runner checked it, for the container's own check.
+
+    `own` (the instance folder and the scratch slot) are the runner's, below .repropack/runs/<run>;
+    a container cannot replace them (they are its mount points), so their last component is enough.
+    """
+    ids = []
+    for path in own:
+        fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            ids.append(_dev_ino(fd))
+        finally:
+            os.close(fd)
+    return (*ids, *(_dev_ino(fd) for _, fd in mounts))
+
+
+def _dev_ino(fd: int) -> str:
+    st = os.fstat(fd)
+    return f"{st.st_dev}:{st.st_ino}"
 
 
 def plan_outputs(inst: Any, staging_rel: str) -> OutputPlan:
@@ -114,13 +154,6 @@ def plan_outputs(inst: Any, staging_rel: str) -> OutputPlan:
         return OutputPlan(final, final, True, tuple(inst.pipes))
     written = tuple(f"{staging_rel}/out-{n}-{p.rsplit('/', 1)[-1]}" for n, p in enumerate(final))
     return OutputPlan(final, written, False, tuple(inst.pipes))
-
-
-def ensure_parent(path: Path, made: set[Path]) -> None:
-    parent = path.parent
-    if parent not in made:
-        parent.mkdir(parents=True, exist_ok=True)
-        made.add(parent)
 
 
 def command_outputs(inst: Any, plan: OutputPlan, pipe_paths: Mapping[str, str]) -> list[str]:
@@ -138,25 +171,27 @@ class OutputFailure(Exception):
 
 
 def collect_outputs(
-    root: Path, plan: OutputPlan, expect: Mapping[str, str], made: set[Path]
+    tree: ProjectTree, plan: OutputPlan, expect: Mapping[str, str]
 ) -> dict[str, tuple[str, os.stat_result]]:
     """Check and hash the written outputs, then move them into place.
 
     Returns final path -> (sha256, stat); the stat, taken before the rename, still describes the
     file after it (rename keeps inode, size and mtime), so the hash cache needs no second stat.
     """
+    root = tree.root
     stats: list[os.stat_result] = []
     missing = []
     base = f"{root}/"
     for final, written in zip(plan.final, plan.written):
-        try:
-            stats.append(os.lstat(base + written))
-        except FileNotFoundError:
+        st = _lstat(tree, written)
+        if st is None:
             missing.append(final)
+        else:
+            stats.append(st)
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise OutputFailure("missing-output", f"the step exited 0 but did not write {missing[0]}{more}")
-    _refuse_links(root, plan, stats)
+    _refuse_links(tree, plan, stats)
     is_dir = [stat.S_ISDIR(st.st_mode) for st in stats]
     files = [(w, st.st_size) for w, st, d in zip(plan.written, stats, is_dir) if not d]
     hexes = iter(sha256_files([base + w for w, _ in files], sizes=[size for _, size in files]))
@@ -175,18 +210,17 @@ def collect_outputs(
                 raise OutputFailure("output-conflict", f"{final} is a folder, where the step's file output goes; "
                                                        "move or remove it and run again")
         for final, written, d in zip(plan.final, plan.written, is_dir):
-            target = root / final
-            ensure_parent(target, made)
-            if d:
-                _move(root / written, target, is_dir=True)
-            else:
-                os.replace(base + written, base + final)
+            try:
+                _move(tree, written, final, is_dir=d)
+            except UnsafePath as exc:
+                raise OutputFailure("unsafe-path", str(exc)) from None
     return result
 
 
-def _refuse_links(root: Path, plan: OutputPlan, stats: list[os.stat_result]) -> None:
+def _refuse_links(tree: ProjectTree, plan: OutputPlan, stats: list[os.stat_result]) -> None:
     """An output is a regular file or a folder whose links stay inside it; checked before anything
     is hashed (a link's target is never read) or moved. What a step left in place is removed."""
+    root = tree.root
     for final, written, st in zip(plan.final, plan.written, stats):
         problem = None
         if stat.S_ISLNK(st.st_mode):
@@ -198,25 +232,28 @@ def _refuse_links(root: Path, plan: OutputPlan, stats: list[os.stat_result]) -> 
             raise OutputFailure("output-type", f"{final} is not a regular file or a folder")
         if problem:
             if plan.in_place:
-                _remove(root / written)
+                tree.remove(written)
             raise OutputFailure("output-link", problem)
 
 
-def _move(src: Path, dst: Path, *, is_dir: bool) -> None:
-    if is_dir and dst.exists():
-        aside = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        os.replace(dst, aside)
-        os.replace(src, dst)
-        _remove(aside)
-        return
-    os.replace(src, dst)
+def _lstat(tree: ProjectTree, rel: str) -> os.stat_result | None:
+    """The written output itself; a link planted on the way to it (say, the attempt folder
+    swapped for one) fails the attempt."""
+    try:
+        return tree.lstat(rel)
+    except UnsafePath as exc:
+        raise OutputFailure("unsafe-path", str(exc)) from None
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
+def _move(tree: ProjectTree, src: str, dst: str, *, is_dir: bool) -> None:
+    """Rename src onto dst through verified descriptors; a folder already at dst is set aside first."""
+    if is_dir:
+        old = tree.lstat(dst)
+        if old is not None and stat.S_ISDIR(old.st_mode):
+            head, _, name = dst.rpartition("/")
+            aside = f"{head}/.{name}.old-{os.getpid()}" if head else f".{name}.old-{os.getpid()}"
+            tree.rename(dst, aside)
+            tree.rename(src, dst)
+            tree.remove(aside)
+            return
+    tree.rename(src, dst)

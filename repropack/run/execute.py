@@ -18,12 +18,14 @@ from repropack.run.attempt import (
     collect_outputs,
     command_outputs,
     host_path,
+    mount_ids,
     plan_outputs,
     render_script,
     resources_for,
     step_env,
 )
 from repropack.run.checksums import format_checksums
+from repropack.run.safepath import ProjectTree, UnsafePath
 from repropack.run.scheduler import Demand
 from repropack.run.state import Active, InstanceResult, retry_delay
 from repropack.run.undeclared import Snapshot
@@ -66,7 +68,7 @@ class Executor(UnitMixin):
         self.snapshot: Snapshot | None = None
         self._attempt_of: dict[str, int] = {}  # the attempt a re-queued instance starts next
         self.writer = rundir.Writer()
-        self.made_dirs: set[Path] = set()  # output directories known to exist (a mkdir each is not free)
+        self.tree = ProjectTree(self.root)  # outputs are reached from here, no link leading outside followed
         self.slots = rundir.ScratchSlots(rundir.run_root(self.root, runner.run_id))
         self._run_dir = str(rundir.run_root(self.root, runner.run_id))
         self._run_rel = os.path.relpath(self._run_dir, self.root)
@@ -294,7 +296,7 @@ class Executor(UnitMixin):
             os.mkdir(adir.path)
             if attempt == 1:
                 self.writer.submit(idir.write_instance, self._instance_record(inst, profile))
-            outputs.prepare(self.root, self.made_dirs)
+            outputs.prepare(self.tree)
             slot = self.slots.take()
             inputs_list = None
             if "{inputs:list}" in inst.step.run:
@@ -302,11 +304,17 @@ class Executor(UnitMixin):
                 inputs_list = os.path.relpath(idir.inputs_list, self.root)
             command = inst.command(attempt=attempt, outputs=command_outputs(inst, outputs, pipe_paths or {}),
                                    inputs_list=inputs_list, cpus=res.cpus)
-            job = self._job(inst, profile, attempt, adir, idir, outputs, res, command, slot)
-            if profile.runtime == "host" and self.snapshot is None:
-                self.snapshot = Snapshot.take(self.root)
-            backend = self.r.backend_for(profile, self.supervisor)
-        except (BackendError, OSError) as exc:
+            # held until the job is submitted (its mounts made), so no other folder can take the inode
+            mounts = outputs.writable_dirs(self.tree) if profile.runtime != "host" else []
+            try:
+                job = self._job(inst, profile, attempt, adir, idir, mounts, res, command, slot)
+                if profile.runtime == "host" and self.snapshot is None:
+                    self.snapshot = Snapshot.take(self.root)
+                backend = self.r.backend_for(profile, self.supervisor)
+            except BaseException:
+                _close(mounts)
+                raise
+        except (BackendError, OSError, UnsafePath) as exc:
             if slot is not None:
                 self.slots.give_back(slot)
             return str(exc), res, adir
@@ -314,9 +322,10 @@ class Executor(UnitMixin):
             if slot is not None:
                 self.slots.give_back(slot)
             raise
-        return _Prepared(inst, attempt, profile, job, adir, outputs, res, command, slot, unit, backend)
+        return _Prepared(inst, attempt, profile, job, adir, outputs, res, command, slot, unit, backend, mounts)
 
     def _submitted(self, prep: _Prepared, result: JobHandle | Exception) -> Any:
+        _close(prep.mounts)
         if isinstance(result, Exception):
             if prep.slot is not None:
                 self.slots.give_back(prep.slot)
@@ -341,7 +350,7 @@ class Executor(UnitMixin):
         ran = max(0.0, time.time() - started) if started is not None else 0.0
         active.deadline = time.monotonic() - ran + active.resources.time
 
-    def _job(self, inst, profile, attempt, adir, idir, outputs, res, command, slot) -> Job:
+    def _job(self, inst, profile, attempt, adir, idir, mounts, res, command, slot) -> Job:
         runtime = profile.runtime
         prefix = self.r.environments.host_prefix(inst.step.environment) if runtime == "host" else None
         marker = (profile.name, runtime, inst.step.environment, res.cpus, slot)
@@ -357,10 +366,11 @@ class Executor(UnitMixin):
             self._envs[marker] = env
         image = self.r.environments.image(profile, runtime) if runtime != "host" else None
         flags = profile.apptainer_flags if runtime == "apptainer" else profile.docker_flags
-        writable = (idir.path, slot, *outputs.writable_dirs(self.root))
+        writable = (idir.path, slot, *(path for path, _ in mounts))
         return Job(instance_id=inst.id, attempt=attempt, run_id=self.r.run_id, project=self.root,
                    attempt_dir=adir.path, script=render_script(inst.id, attempt, command), env=env,
                    resources=res, runtime=runtime, image=image, env_prefix=prefix, writable=writable,
+                   writable_ids=mount_ids(writable[:2], mounts) if runtime != "host" else (),
                    runtime_flags=tuple(flags), labels=self.r.labels())
 
     def _instance_record(self, inst: Any, profile: Any) -> dict[str, Any]:
@@ -384,7 +394,7 @@ class Executor(UnitMixin):
         collected: dict[str, Any] = {}
         if failure is None:
             try:
-                collected = collect_outputs(self.root, active.outputs, active.inst.step.expect, self.made_dirs)
+                collected = collect_outputs(self.tree, active.outputs, active.inst.step.expect)
             except OutputFailure as exc:
                 failure, message = exc.failure, exc.message
         metrics["failure"] = failure
@@ -497,6 +507,7 @@ class Executor(UnitMixin):
             self.journal.append("not-run", ids=not_run)
         self.writer.close()
         self.slots.remove()
+        self.tree.close()
         for error in self.writer.errors:
             self.r.events.note(f"warning: could not write a run-directory file: {error}")
 
@@ -522,3 +533,10 @@ class _Prepared:
     slot: Path | None
     unit: str | None
     backend: Backend
+    mounts: list[tuple[Path, int]]  # the checked writable folders and their descriptors
+
+
+def _close(mounts: list[tuple[Path, int]]) -> None:
+    for _, fd in mounts:
+        os.close(fd)
+

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from repropack.errors import FormatVersionError
+from repropack.run.statefiles import open_state
 
 JOURNAL_VERSION = 1
 JOURNAL_NAME = "journal.jsonl"
@@ -62,7 +63,7 @@ def read_records(path: Path, kinds: tuple[str, ...] | None = None) -> Iterator[d
     Filtering by kind looks at the raw line first, so records that are not wanted are never parsed.
     """
     try:
-        handle = open(path, "rb")
+        handle = os.fdopen(open_state(path, os.O_RDONLY), "rb")
     except FileNotFoundError:
         return
     markers = tuple(f'"t":"{k}"'.encode() for k in kinds) if kinds else None
@@ -125,8 +126,8 @@ class Journal:
         self.path = Path(path)
         self.run_id = run_id
         self.sync_interval = sync_interval
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        # never through a link: a journal linked to a file elsewhere would be appended to and cut
+        self._fd = open_state(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
         _repair_tail(self._fd)
         self._pending: list[bytes] = []
         self._last_sync = time.monotonic()
@@ -225,7 +226,7 @@ COMPACT_MIN_LINES = 20_000
 def needs_compaction(path: Path, done: int) -> bool:
     """Cheap test (a line count, no parsing): is the journal mostly superseded records?"""
     try:
-        with open(path, "rb") as handle:
+        with os.fdopen(open_state(path, os.O_RDONLY), "rb") as handle:
             lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
     except FileNotFoundError:
         return False
@@ -243,7 +244,7 @@ def compact(path: Path, state: JournalState) -> bool:
         return False
     last_id = state.last_run.get("run") if state.last_run else None
     tmp = path.with_name(path.name + ".compact")
-    with open(tmp, "wb") as handle:
+    with os.fdopen(open_state(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as handle:
         for record in state.done.values():
             if record.get("run") != last_id:
                 handle.write(_line(record))

@@ -29,6 +29,8 @@ from typing import Any
 
 from repropack.run.checksums import sha256_files
 from repropack.run.rundir import removed_on_failure
+from repropack.run.safepath import ProjectTree, UnsafePath
+from repropack.run.statefiles import open_state
 
 KEY_SCHEME = 2
 CACHE_VERSION = 2  # 2: entries are [size, mtime_ns, inode, ctime_ns, digest]
@@ -191,15 +193,23 @@ class FileHashCache:
     def __init__(self, root: Path, store: Path | None = None, *, rehash: bool = False):
         self.root = Path(root)
         self.store = store if store is not None else self.root / ".repropack" / "cache" / "filehash.json"
-        self._prefix = str(self.root) + os.sep
         self._entries: dict[str, list[Any]] = {}
         self._dirty = False
         self._fresh: set[str] | None = set() if rehash else None
+        self._tree: ProjectTree | None = None
         self._load()
+
+    @property
+    def tree(self) -> ProjectTree:
+        """The project root held open: inputs are stat'ed and hashed only where links stay inside it."""
+        if self._tree is None:
+            self._tree = ProjectTree(self.root)
+        return self._tree
 
     def _load(self) -> None:
         try:
-            data = json.loads(self.store.read_text(encoding="utf-8"))
+            with os.fdopen(open_state(self.store, os.O_RDONLY), "rb") as handle:  # a link there is refused
+                data = json.loads(handle.read().decode("utf-8"))
         except (FileNotFoundError, ValueError, UnicodeDecodeError):
             return  # a lost or damaged cache costs one rehash, never a wrong answer
         if isinstance(data, dict) and data.get("version") == CACHE_VERSION and isinstance(data.get("entries"), dict):
@@ -212,7 +222,7 @@ class FileHashCache:
     def lookup(self, rel: str) -> tuple[str | None, os.stat_result | None]:
         """(digest if cached and unchanged, stat) — stat None when the file is missing."""
         try:
-            st = os.stat(self._prefix + rel)  # string join: this runs once per input of every instance
+            st = self.tree.stat_beneath(rel)  # UnsafePath when a link on the way leads outside
         except (FileNotFoundError, NotADirectoryError):
             return None, None
         entry = self._entries.get(rel)
@@ -239,12 +249,23 @@ class FileHashCache:
                 result[rel] = digest
             else:
                 todo.append((rel, st))
-        if todo:
-            hexes = sha256_files([self.root / rel for rel, _ in todo])
-            for (rel, st), hexdigest in zip(todo, hexes):
+        for start in range(0, len(todo), 256):  # bounded: one descriptor per file being hashed
+            chunk = todo[start:start + 256]
+            for (rel, st), hexdigest in zip(chunk, self._hash_inside([rel for rel, _ in chunk])):
                 self._store(rel, hexdigest, st)
                 result[rel] = hexdigest
         return result
+
+    def _hash_inside(self, rels: list[str]) -> list[str]:
+        """Hash through descriptors opened beneath the root: what was checked is what is read."""
+        fds: list[int] = []
+        try:
+            for rel in rels:
+                fds.append(self.tree.open_beneath(rel))
+            return sha256_files([f"/proc/self/fd/{fd}" for fd in fds])
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def digest(self, rel: str) -> str | None:
         return self.digests([rel], missing_ok=True).get(rel)
@@ -256,8 +277,8 @@ class FileHashCache:
         ctime differs (a rename into place changes the ctime, not the content).
         """
         try:
-            now: os.stat_result | None = os.stat(self._prefix + rel)
-        except OSError:
+            now: os.stat_result | None = self.tree.stat_beneath(rel)
+        except (OSError, UnsafePath):
             now = None
         if now is not None and (st is None or self._stamp(now)[:3] == self._stamp(st)[:3]):
             st = now
@@ -278,10 +299,12 @@ class FileHashCache:
     def save(self) -> None:
         if not self._dirty:
             return
-        self.store.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.store.with_name(f"{self.store.name}.{os.getpid()}.tmp")
         with removed_on_failure(tmp):  # a full disk: the old cache stays whole, no partial file is left
-            with open(tmp, "w", encoding="utf-8") as handle:
+            with os.fdopen(open_state(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w", encoding="utf-8") as handle:
                 json.dump({"version": CACHE_VERSION, "entries": self._entries}, handle, separators=(",", ":"))
             os.replace(tmp, self.store)
         self._dirty = False
+        if self._tree is not None:
+            self._tree.close()
+            self._tree = None

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from repropack.errors import RunLocked, StorageError
+from repropack.run.statefiles import open_state
 
 LOCK_FILE = Path(".repropack") / "run.lock"
 
@@ -25,8 +26,7 @@ class ProjectLock:
 
     def acquire(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = open_state(self.path, os.O_RDWR | os.O_CREAT)  # a link there would be truncated through
         except OSError as exc:  # a read-only project, or no permission: one line naming the lock file
             raise StorageError.from_os(exc, self.path.parent.parent) from None
         try:
@@ -72,7 +72,7 @@ def _describe(raw: bytes) -> str:
 def is_locked(root: Path) -> bool:
     path = Path(root) / LOCK_FILE
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = open_state(path, os.O_RDONLY)
     except FileNotFoundError:
         return False
     try:

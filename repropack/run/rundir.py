@@ -36,6 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from repropack.run.safepath import DIR_FLAGS, UnsafePath, open_regular, remove_entry
+from repropack.run.statefiles import open_state
+
 RUNS = Path(".repropack") / "runs"
 SCRIPT, STDOUT, STDERR, EXIT_CODE, METRICS, CHECKSUMS = (
     "script.sh",
@@ -67,12 +70,11 @@ def run_root(project: Path, run_id: str) -> Path:
 def mark_latest(project: Path, run_id: str) -> None:
     """Record the last run's id in ``runs/latest`` (a small file: copies and archives keep it)."""
     link = runs_root(project) / "latest"
-    if link.is_dir() and not link.is_symlink():
-        shutil.rmtree(link)
     tmp = link.with_name(f".latest.{os.getpid()}")
     with removed_on_failure(tmp):
-        tmp.write_text(run_id + "\n", encoding="utf-8")
-        os.replace(tmp, link)
+        with os.fdopen(open_state(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w", encoding="utf-8") as handle:
+            handle.write(run_id + "\n")
+        os.replace(tmp, link)  # replaces whatever entry is there (never writes through a link)
 
 
 def leftovers(run_dir: Path) -> list[Path]:
@@ -92,22 +94,20 @@ def leftovers(run_dir: Path) -> list[Path]:
 
 
 def latest_run(project: Path) -> str | None:
-    link = runs_root(project) / "latest"
+    """The last run's id; a ``latest`` that is a link or a folder is refused, not followed."""
     try:
-        if link.is_symlink():
-            return os.readlink(link)
-        return link.read_text(encoding="utf-8").strip() or None
-    except (FileNotFoundError, IsADirectoryError):
+        with os.fdopen(open_state(runs_root(project) / "latest", os.O_RDONLY), "rb") as handle:
+            return handle.read(4096).decode("utf-8", "replace").strip() or None
+    except FileNotFoundError:
         return None
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with removed_on_failure(tmp):
-        with open(tmp, "w", encoding="utf-8") as handle:
+        with os.fdopen(_open_in_run_dir(str(tmp)), "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=1, sort_keys=True, default=str)
         os.replace(tmp, path)
-
 
 @contextlib.contextmanager
 def removed_on_failure(tmp: Path) -> Iterator[None]:
@@ -128,13 +128,35 @@ def removed_on_failure(tmp: Path) -> Iterator[None]:
 _WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 
 
+def _open_in_run_dir(path: str) -> int:
+    """Open a run-directory file for writing without following a link a step planted.
+
+    A container may write its instance folder (it is mounted), so it can put a link where
+    metrics.json will go, or swap its attempt folder for a link: the folder is opened with
+    O_NOFOLLOW and a link (or FIFO) at the file is removed, never written through. The folders
+    above (.repropack/runs/<run>/<instance>) are the runner's own and no container can replace them.
+    """
+    parent, _, name = path.rpartition("/")
+    dir_fd = os.open(parent, DIR_FLAGS)
+    try:
+        try:
+            return open_regular(name, _WRITE, dir_fd=dir_fd, shown=path)
+        except UnsafePath:
+            remove_entry(dir_fd, name)
+            return open_regular(name, _WRITE | os.O_EXCL, dir_fd=dir_fd, shown=path)
+    except UnsafePath as exc:
+        raise OSError(f"{exc}") from None
+    finally:
+        os.close(dir_fd)
+
+
 def write_file(path: str | os.PathLike[str], data: bytes) -> None:
-    """Open, write, close: three system calls and no Python file object (this runs several times per instance).
+    """Open, write, close (this runs several times per instance), never through a planted link.
 
     No temporary file: run-directory files are written once, before the journal records
     what they describe, so a file a ``done`` record points at is always complete.
     """
-    fd = os.open(path, _WRITE, 0o644)
+    fd = _open_in_run_dir(os.fspath(path))
     try:
         view = memoryview(data)
         while view:
@@ -297,22 +319,31 @@ class ScratchSlots:
         return slot
 
     def give_back(self, slot: Path) -> None:
-        for name in ("home", "tmp"):
-            path = f"{slot}/{name}"
-            # Not rmdir + mkdir: freeing a directory block costs a discard on this kind of disk.
-            if os.listdir(path):
-                _empty(path)  # a step's HOME or TMPDIR must not leak into the next step
+        slot_fd = os.open(slot, DIR_FLAGS)  # the slot is a mount point in a container: never replaced
+        try:
+            for name in ("home", "tmp"):
+                _empty(slot_fd, name)  # a step's HOME or TMPDIR must not leak into the next step
+        finally:
+            os.close(slot_fd)
         self._free.append(slot)
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _empty(path: str) -> None:
-    with os.scandir(path) as entries:
-        leftovers = [e.path for e in entries]
-    for entry in leftovers:
-        if os.path.isdir(entry) and not os.path.islink(entry):
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            os.unlink(entry)
+def _empty(slot_fd: int, name: str) -> None:
+    """Empty folder `name` of a slot; a step that swapped it for a link or file gets a new folder.
+
+    Not rmdir + mkdir for a real folder: freeing a directory block costs a discard on this disk.
+    """
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=slot_fd)
+    except OSError:  # a link (ELOOP), a file (ENOTDIR) or gone: replace it, following nothing
+        remove_entry(slot_fd, name)
+        os.mkdir(name, 0o777, dir_fd=slot_fd)
+        return
+    try:
+        for entry in os.listdir(fd):
+            remove_entry(fd, entry)
+    finally:
+        os.close(fd)

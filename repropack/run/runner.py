@@ -34,8 +34,10 @@ from repropack.run.lock import ProjectLock
 from repropack.run.pipes import pipe_units
 from repropack.run.plan import Decision, Planner, dry_run, refuse_outside_links
 from repropack.run.profiles import Profiles, keyed_env
+from repropack.run.safepath import ProjectTree
 from repropack.run.scheduler import UNLIMITED, Capacity, Demand, Scheduler
 from repropack.run.state import Active, InstanceResult
+from repropack.run.statefiles import check_state
 from repropack.run.supervisor import LABEL_PROJECT, LABEL_RUN, Supervisor
 
 if TYPE_CHECKING:
@@ -262,6 +264,7 @@ class Runner:
     # -- run -----------------------------------------------------------------------------
     def run(self) -> RunResult:
         scheduler = self._check_fit()
+        check_state(self.root)  # a .repropack (or a state file in it) that is a link is refused, not followed
         refuse_outside_links(self.root, self.dag, self._data_paths())
         lock = ProjectLock(self.root, self.run_id)
         try:
@@ -313,7 +316,8 @@ class Runner:
 
     def _start_records(self, journal: Journal) -> None:
         """The run's directory, ``runs/latest``, ``run.json`` and the journal's ``run`` record."""
-        rundir.run_root(self.root, self.run_id).mkdir(parents=True, exist_ok=True)
+        with ProjectTree(self.root) as tree:  # not through a link planted in .repropack
+            tree.makedirs(os.path.relpath(rundir.run_root(self.root, self.run_id), self.root))
         rundir.mark_latest(self.root, self.run_id)
         info = {"run": self.run_id, "start": time.time(), "argv": self.redactor.argv(self.options.argv),
                 "host": socket.gethostname(),

@@ -168,7 +168,7 @@ class UnitMixin:
                 active = state.actives[iid]
                 metrics = outcomes[iid][2][1]
                 try:
-                    collected = collect_outputs(self.root, active.outputs, active.inst.step.expect, self.made_dirs)
+                    collected = collect_outputs(self.tree, active.outputs, active.inst.step.expect)
                     outcomes[iid] = (None, "", (collected, metrics))
                 except OutputFailure as exc:
                     outcomes[iid] = (exc.failure, exc.message, (None, metrics))

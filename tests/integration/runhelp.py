@@ -84,3 +84,35 @@ def left_after(probe, within: float = 10.0) -> list:
 
 def last_run_id(root: Path) -> str:
     return (root / ".repropack" / "runs" / "latest").read_text().strip()
+
+
+def share_sif(root: Path, base_sif) -> None:
+    """Hard-link the session's SIF (the base_sif fixture) into the project's SIF cache."""
+    source, relative = base_sif
+    (root / relative).parent.mkdir(parents=True, exist_ok=True)
+    os.link(source, root / relative)
+
+
+def sentinel(top: Path) -> dict[str, tuple]:
+    """Every entry under `top` (itself included): (kind, inode, size, mtime_ns, sha256 or link target)."""
+    import hashlib
+    import stat
+
+    seen: dict[str, tuple] = {}
+    for base, dirs, files in os.walk(top):
+        for name in [".", *dirs, *files] if base == str(top) else [*dirs, *files]:
+            path = os.path.join(base, name)
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode):
+                extra = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            elif stat.S_ISLNK(st.st_mode):
+                extra = os.readlink(path)
+            else:
+                extra = ""
+            seen[os.path.normpath(os.path.relpath(path, top))] = (
+                stat.S_IFMT(st.st_mode), st.st_ino, st.st_size, st.st_mtime_ns, extra)
+    return seen
+
+
+def status_json(root: Path) -> dict:
+    return json.loads(repropack(root, "status", "--json", check=True).stdout)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 
 import pytest
-from runhelp import journal, left_after, processes_with_marker, repropack, write_project
+from runhelp import journal, left_after, processes_with_marker, repropack, share_sif, write_project
 
 # A step that writes outside its declared outputs.
 SNEAKY = """
@@ -25,26 +24,6 @@ runtime = "docker"
 runtime = "apptainer"
 apptainer-flags = ["--userns"]
 """
-
-
-@pytest.fixture(scope="session")
-def base_sif(tmp_path_factory, base_image):
-    """The base image as a SIF, converted once per session (about a minute) and shared by hard link."""
-    from repropack.run.environments import SIF_CACHE
-
-    image_id = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", base_image],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    name = image_id.replace(":", "-") + ".sif"
-    target = tmp_path_factory.mktemp("sif") / name
-    subprocess.run(["apptainer", "build", "-F", str(target), f"docker-daemon:{base_image}"],
-                   capture_output=True, check=True, timeout=1800)
-    return target, SIF_CACHE / name
-
-
-def _share_sif(root, base_sif):
-    source, relative = base_sif
-    (root / relative).parent.mkdir(parents=True, exist_ok=True)
-    os.link(source, root / relative)
 
 
 def _outputs(root):
@@ -74,7 +53,7 @@ def _run_everywhere(root, runtimes):
 @pytest.mark.apptainer
 def test_steps_give_identical_checksums_on_host_docker_and_apptainer(tmp_path, base_image, base_sif):
     root = _light_project(tmp_path / "p", base_image)
-    _share_sif(root, base_sif)
+    share_sif(root, base_sif)
     seen = _run_everywhere(root, ("host", "docker", "apptainer"))
     assert seen["host"] == seen["docker"] == seen["apptainer"]
     assert len(seen["host"]) == 4
@@ -175,7 +154,7 @@ def test_apptainer_project_is_read_only_and_a_killed_runner_leaves_nothing(tmp_p
         outputs = ["wait/{{n}}"]
         {PROFILES}
     """)
-    _share_sif(root, base_sif)
+    share_sif(root, base_sif)
     done = repropack(root, "run", "sneaky", "--profile", "apptainer")
     assert done.returncode == 1
     assert "Read-only file system" in done.stderr

@@ -1,5 +1,7 @@
 """Command building for the local runtimes (no engine needed)."""
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -7,10 +9,12 @@ from repropack.backends.base import Job, JobResources
 from repropack.backends.resources import batch_requirements, slurm_flags
 from repropack.backends.runtimes import (
     INNER,
+    MOUNT_MISMATCH,
     apptainer_argv,
     apptainer_env,
     docker_run_kwargs,
     host_argv,
+    inner_argv,
 )
 from repropack.errors import RunError
 from repropack.run.attempt import render_script, step_env
@@ -48,8 +52,10 @@ def test_host_argv_runs_bash_strict():
 def test_docker_kwargs_mount_project_read_only_and_outputs_writable():
     kw = docker_run_kwargs(_job(), uid=1000, gid=1001)
     assert kw["user"] == "1000:1001"
-    assert kw["volumes"][str(PROJECT)] == {"bind": str(PROJECT), "mode": "ro"}
-    assert kw["volumes"][str(PROJECT / ".repropack/runs/r1/count-1")]["mode"] == "rw"
+    mounts = {m["Target"]: m for m in kw["mounts"]}
+    assert mounts[str(PROJECT)] == {"Target": str(PROJECT), "Source": str(PROJECT), "Type": "bind", "ReadOnly": True}
+    assert mounts[str(PROJECT / ".repropack/runs/r1/count-1")]["ReadOnly"] is False
+    assert all(m["Type"] == "bind" for m in kw["mounts"])  # never a volume: dockerd would create a missing source
     assert kw["working_dir"] == str(PROJECT)
     assert kw["command"][:3] == ["bash", "-c", INNER]
     assert kw["command"][4:] == [str(ATTEMPT / "script.sh"), str(ATTEMPT / "stdout"), str(ATTEMPT / "stderr")]
@@ -100,3 +106,29 @@ def test_resource_table_for_batch_schedulers():
     reqs = batch_requirements(r)
     assert {"type": "MEMORY", "value": "1431"} in reqs["resourceRequirements"]
     assert reqs["timeout"] == {"attemptDurationSeconds": 90}
+
+
+def _ident(path) -> str:
+    st = os.stat(path)
+    return f"{st.st_dev}:{st.st_ino}"
+
+
+@pytest.mark.parametrize("swapped", [False, True])
+def test_the_container_command_checks_each_writable_mount_before_the_step(tmp_path, swapped):
+    """INNER run by a real bash: a writable path that is not the checked folder stops it before the step."""
+    attempt, checked, other = tmp_path / "attempt", tmp_path / "checked", tmp_path / "other"
+    for d in (attempt, checked, other):
+        d.mkdir()
+    (attempt / "script.sh").write_text("echo ran > ran\n")
+    job = _job(attempt_dir=attempt, writable=(attempt, checked),
+               writable_ids=(_ident(attempt), _ident(other if swapped else checked)))
+    argv = inner_argv(job)
+    assert argv == docker_run_kwargs(job, uid=0, gid=0)["command"]
+    done = subprocess.run(argv, cwd=attempt, capture_output=True, text=True)
+    if swapped:
+        assert done.returncode == MOUNT_MISMATCH
+        assert f"the mount {checked} is not the folder the runner checked" in done.stderr
+        assert not (attempt / "ran").exists() and not (attempt / "stdout").exists()
+    else:
+        assert done.returncode == 0, done.stderr
+        assert (attempt / "ran").read_text() == "ran\n"
