@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 
@@ -208,7 +209,7 @@ def test_defect04_defect12_keys_in_containers(tmp_path, base_image, request, run
     root = tmp_path / "p"
     write_project(root, KEYED.format(image=base_image, values='"a", "b"'))
     if runtime == "apptainer":
-        _share_sif(root, request.getfixturevalue("base_sif"))
+        share_sif(root, request.getfixturevalue("base_sif"))
     secret = "Kq7-not-in-records"
     env = {**os.environ, "FOO": secret}
     profile = ("--profile", runtime)
