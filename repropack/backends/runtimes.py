@@ -19,17 +19,27 @@ from repropack.run.supervisor import LABEL_RUN
 
 # Inside a container: the streams go to files in the (writable) attempt directory,
 # so the container's own log stays empty and logs are readable while it runs.
-# First each writable mount is compared (device and inode) with the folder the runner checked:
-# the engine mounts by path, and a step running meanwhile could have swapped a folder on that path
-# for a link to somewhere outside the project. A mount that is not the checked folder ends the
-# container with MOUNT_MISMATCH before the step runs; nothing is written there.
+# First every writable folder mount of the container is compared (device and inode) with the
+# folders the runner checked: the engine mounts by path, and a step running meanwhile could swap a
+# component of that path (or of the target inside the container, which lies in the project) for a
+# link to somewhere outside. The mounts are read from the container's own mount table, not reached
+# through the paths that were asked for; one that is not a checked folder ends the container with
+# MOUNT_MISMATCH before the step runs, and nothing is written there. The engine's own mounts (/,
+# /proc, /sys, /dev, the tmpfs /tmp and /var/tmp, single files such as /etc/hosts) are left out.
 MOUNT_MISMATCH = 97
+MOUNTINFO = "/proc/self/mountinfo"
 INNER = (
-    's=$1 o=$2 e=$3; shift 3; '
-    'while [ $# -gt 1 ]; do '
-    'if [ "$(stat -c %d:%i -- "$1" 2>&1)" != "$2" ]; then '
-    f'echo "repropack: the mount $1 is not the folder the runner checked; the step did not run" >&2; exit {MOUNT_MISMATCH}; '
-    'fi; shift 2; done; '
+    's=$1 o=$2 e=$3 t=$4; shift 4; ok=" $* "; '
+    'while read -r _ _ _ _ m f _; do '
+    'case "$f" in rw|rw,*) ;; *) continue ;; esac; '
+    'm=$(printf %b "$m"); '
+    'case "$m" in /|/tmp|/var/tmp|/proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue ;; esac; '
+    '[ -d "$m" ] && [ ! -L "$m" ] || continue; '
+    'i=$(stat -c %d:%i -- "$m" 2>/dev/null) || i=none; '
+    'case "$ok" in *" $i "*) ;; *) '
+    f'echo "repropack: the writable mount $m is not a folder the runner checked; the step did not run" >&2; '
+    f'exit {MOUNT_MISMATCH} ;; esac; '
+    'done < "$t"; '
     'exec bash -euo pipefail "$s" >"$o" 2>"$e"'
 )
 HOST_ARGV = ("bash", "-euo", "pipefail")
@@ -46,11 +56,10 @@ def _bind_safe(path: Path) -> str:
     return text
 
 
-def inner_argv(job: Job) -> list[str]:
-    """The container's command: check the mounts (GUARD), then run the step with its streams in files."""
-    checks = [part for path, ident in zip(job.writable, job.writable_ids) for part in (str(path), ident)]
+def inner_argv(job: Job, *, mountinfo: str = MOUNTINFO) -> list[str]:
+    """The container's command: check the mounts (see INNER), then run the step with its streams in files."""
     return ["bash", "-c", INNER, "repropack-step", str(job.script_path), str(job.stdout_path),
-            str(job.stderr_path), *checks]
+            str(job.stderr_path), mountinfo, *job.writable_ids]
 
 
 def apptainer_argv(job: Job, *, apptainer: str = "apptainer") -> list[str]:

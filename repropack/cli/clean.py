@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import os
 from pathlib import Path
 
 import click
@@ -15,7 +15,10 @@ def clean(root: Path, *, everything: bool = False, dry_run: bool = False) -> lis
     and the last run's records and logs, but not the outputs its failed attempts left (a full disk)."""
     from repropack.run import rundir
     from repropack.run.environments import ENVS_DIR, SIF_CACHE
+    from repropack.run.safepath import ProjectTree
+    from repropack.run.statefiles import check_state
 
+    check_state(root)  # a .repropack (or a folder in it) that is a link is refused: nothing outside is removed
     runs = rundir.runs_root(root)
     latest = rundir.latest_run(root)
     targets: list[Path] = []
@@ -32,14 +35,12 @@ def clean(root: Path, *, everything: bool = False, dry_run: bool = False) -> lis
             targets.append(runs / "latest")
     targets += _stale_envs(root / ENVS_DIR, root)
     removed = []
-    for path in targets:
-        size = rundir.dir_size(path) if path.is_dir() and not path.is_symlink() else path.lstat().st_size
-        if not dry_run:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-        removed.append((path, size))
+    with ProjectTree(root, strict=True) as tree:
+        for path in targets:
+            size = rundir.dir_size(path) if path.is_dir() and not path.is_symlink() else path.lstat().st_size
+            if not dry_run:
+                tree.remove(os.path.relpath(path, root))  # a link is removed itself, never followed
+            removed.append((path, size))
     return removed
 
 
@@ -52,7 +53,8 @@ def _stale_envs(envs: Path, root: Path) -> list[Path]:
         wanted = set(load_manifest(root).environments)
     except Exception:  # an unreadable manifest must not make clean delete environments
         return []
-    return [p for p in sorted(envs.iterdir()) if p.is_dir() and p.name not in wanted]
+    with os.scandir(envs) as entries:
+        return sorted(Path(e.path) for e in entries if e.is_dir(follow_symlinks=False) and e.name not in wanted)
 
 
 @click.command("clean")

@@ -130,9 +130,10 @@ def mount_ids(own: tuple[Path, ...], mounts: list[tuple[Path, int]]) -> tuple[st
 
     `own` (the instance folder and the scratch slot) are the runner's, below .repropack/runs/<run>;
     a container cannot replace them (they are its mount points), so their last component is enough.
+    The slot's HOME is among them: Apptainer mounts it on its own (``--home``).
     """
     ids = []
-    for path in own:
+    for path in (*own, own[-1] / "home"):
         fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             ids.append(_dev_ino(fd))

@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 
 import pytest
-from runhelp import journal, repropack, write_project
+from runhelp import journal, repropack, share_sif, write_project
 from sentinel import changed, one_line_error, snapshot
-from test_run_engines import PROFILES, _share_sif, base_sif  # noqa: F401  (base_sif: a fixture)
+from test_run_engines import PROFILES
 
 HEAD = """
 [project]
@@ -202,7 +202,7 @@ def test_defect03_output_links_in_containers(tmp_path, base_image, request, runt
     root = write_project(tmp_path / "p", f'[project]\nname = "links"\n[image]\nname = "{base_image}"\n'
                          + PROFILES + ENGINE_STEPS)
     if runtime == "apptainer":
-        _share_sif(root, request.getfixturevalue("base_sif"))
+        share_sif(root, request.getfixturevalue("base_sif"))
     ran = repropack(root, "run", "--json", "--keep-going", "--profile", runtime, timeout=900)
     assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stderr
     results = json.loads(ran.stdout)["instances"]

@@ -58,7 +58,8 @@ def test_docker_kwargs_mount_project_read_only_and_outputs_writable():
     assert all(m["Type"] == "bind" for m in kw["mounts"])  # never a volume: dockerd would create a missing source
     assert kw["working_dir"] == str(PROJECT)
     assert kw["command"][:3] == ["bash", "-c", INNER]
-    assert kw["command"][4:] == [str(ATTEMPT / "script.sh"), str(ATTEMPT / "stdout"), str(ATTEMPT / "stderr")]
+    assert kw["command"][4:] == [str(ATTEMPT / "script.sh"), str(ATTEMPT / "stdout"), str(ATTEMPT / "stderr"),
+                                 "/proc/self/mountinfo"]  # no writable_ids in this job: nothing checked
     assert kw["labels"] == {"repropack.run": "r1"}
     assert "PATH" not in kw["environment"]  # the image's PATH
     assert kw["environment"]["TZ"] == "UTC"
@@ -115,19 +116,27 @@ def _ident(path) -> str:
 
 @pytest.mark.parametrize("swapped", [False, True])
 def test_the_container_command_checks_each_writable_mount_before_the_step(tmp_path, swapped):
-    """INNER run by a real bash: a writable path that is not the checked folder stops it before the step."""
-    attempt, checked, other = tmp_path / "attempt", tmp_path / "checked", tmp_path / "other"
+    """INNER run by a real bash over a mount table: a writable folder mount that is not a checked
+    folder (a link swapped in before the engine mounted it) stops it before the step."""
+    attempt, checked, other = tmp_path / "attempt", tmp_path / "checked", tmp_path / "a b"
     for d in (attempt, checked, other):
         d.mkdir()
     (attempt / "script.sh").write_text("echo ran > ran\n")
-    job = _job(attempt_dir=attempt, writable=(attempt, checked),
-               writable_ids=(_ident(attempt), _ident(other if swapped else checked)))
-    argv = inner_argv(job)
-    assert argv == docker_run_kwargs(job, uid=0, gid=0)["command"]
-    done = subprocess.run(argv, cwd=attempt, capture_output=True, text=True)
+    mounted = other if swapped else checked
+    table = tmp_path / "mountinfo"
+    table.write_text(
+        "1 0 8:1 / / rw,relatime - overlay overlay rw\n"
+        "2 1 0:5 / /proc rw,nosuid - proc proc rw\n"
+        f"3 1 8:1 /etc/hosts {tmp_path}/hosts-file rw - ext4 /dev/sda rw\n"  # a file: not checked
+        f"4 1 8:1 {tmp_path} {tmp_path} ro,relatime - ext4 /dev/sda rw\n"  # read-only: not checked
+        f"5 1 8:1 {attempt} {attempt} rw,relatime - ext4 /dev/sda rw\n"
+        f"6 1 8:1 /x {str(mounted).replace(' ', chr(92) + '040')} rw,relatime - ext4 /dev/sda rw\n")
+    job = _job(attempt_dir=attempt, writable=(attempt, checked), writable_ids=(_ident(attempt), _ident(checked)))
+    assert docker_run_kwargs(job, uid=0, gid=0)["command"] == inner_argv(job)
+    done = subprocess.run(inner_argv(job, mountinfo=str(table)), cwd=attempt, capture_output=True, text=True)
     if swapped:
         assert done.returncode == MOUNT_MISMATCH
-        assert f"the mount {checked} is not the folder the runner checked" in done.stderr
+        assert f"the writable mount {other} is not a folder the runner checked" in done.stderr
         assert not (attempt / "ran").exists() and not (attempt / "stdout").exists()
     else:
         assert done.returncode == 0, done.stderr
