@@ -10,14 +10,8 @@ from __future__ import annotations
 
 import pytest
 from runhelp import repropack, sentinel, share_sif, status_json, write_project
+from test_run_engines import PROFILES
 
-PROFILES = """
-[profiles.docker]
-runtime = "docker"
-[profiles.apptainer]
-runtime = "apptainer"
-apptainer-flags = ["--userns"]
-"""
 RUNTIMES = [
     pytest.param("host", id="host"),
     pytest.param("docker", id="docker", marks=pytest.mark.docker),
