@@ -18,6 +18,8 @@ run = "echo x > undeclared.txt; echo ok > {outputs}"
 outputs = ["out/ok"]
 """
 
+_share_sif = share_sif  # the name other test modules imported before base_sif moved to tests/conftest.py
+
 PROFILES = """
 [profiles.docker]
 runtime = "docker"

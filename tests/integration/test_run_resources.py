@@ -12,7 +12,6 @@ import os
 import pytest
 from contain_help import ensure_user, give, project_dir, report_attempt, run_cli, say
 from runhelp import write_project
-from test_run_engines import base_sif  # noqa: F401  (the session fixture, shared)
 
 MB = 1024 * 1024
 # 200 MiB touched page by page and held for a second; a second of CPU, measured by the step itself.
@@ -82,12 +81,13 @@ def test_issue10_docker_figures_are_the_containers_own(tmp_path, base_image):
 @pytest.mark.docker
 @pytest.mark.apptainer
 def test_issue10_apptainer_figures_come_from_the_host_cgroup(tmp_path, base_image, base_sif):
-    from test_run_engines import PROFILES, _share_sif
+    from runhelp import share_sif
+    from test_run_engines import PROFILES
 
     if os.geteuid() != 0:
         pytest.skip("the cgroup path needs root")
     root = _project(tmp_path / "p", f'[image]\nname = "{base_image}"\n' + PROFILES)
-    _share_sif(root, base_sif)
+    share_sif(root, base_sif)
     # Apptainer's own runtime (starter, squashfuse) is in the step's group too: no 5 MB bound for `true`
     _check(_figures(None, root, ("--profile", "apptainer")), "apptainer", idle=False)
 
@@ -95,7 +95,8 @@ def test_issue10_apptainer_figures_come_from_the_host_cgroup(tmp_path, base_imag
 @pytest.mark.docker
 @pytest.mark.apptainer
 def test_issue10_apptainer_memory_limit_is_the_host_cgroups(tmp_path, base_image, base_sif):
-    from test_run_engines import PROFILES, _share_sif
+    from runhelp import share_sif
+    from test_run_engines import PROFILES
 
     if os.geteuid() != 0:
         pytest.skip("the cgroup path needs root")
@@ -105,7 +106,7 @@ name = "hungry"
 run = "python3 -c 'b = bytearray(300_000_000)'"
 resources = { memory = "100MB" }
 """)
-    _share_sif(root, base_sif)
+    share_sif(root, base_sif)
     done = run_cli(None, root, "run", "--profile", "apptainer")
     assert done.returncode == 1 and "oom" in done.stderr
     attempt = report_attempt(None, root, "hungry")
