@@ -69,6 +69,23 @@ def make_fifo(path: Path) -> None:
     os.mkfifo(path, 0o600)
 
 
+def make_project_fifo(tree: Any, rel: str) -> None:
+    """The stream's FIFO at project path `rel`, made from the project root (`safepath.ProjectTree`).
+
+    An earlier step may have planted a link on the way: one leading outside raises UnsafePath
+    instead of a host file being removed and a FIFO made there; a stale entry at `rel` itself is
+    removed, never its target."""
+    fd, name = tree.parent(rel, create=True)
+    try:
+        try:
+            os.unlink(name, dir_fd=fd)
+        except FileNotFoundError:
+            pass
+        os.mkfifo(name, 0o600, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
 def _no_reader(poll_out: Any) -> bool:
     """The write end polls POLLERR once every reader closed: nobody will read the rest."""
     return any(events & select.POLLERR for _, events in poll_out.poll(0))

@@ -17,8 +17,9 @@ from typing import Any
 
 from repropack.backends.base import CANCELLED
 from repropack.run.attempt import OutputFailure, collect_outputs
-from repropack.run.pipes import Relay, make_fifo, pipe_readers
+from repropack.run.pipes import Relay, make_fifo, make_project_fifo, pipe_readers
 from repropack.run.plan import decide_unit
+from repropack.run.safepath import UnsafePath
 from repropack.run.state import InstanceResult, retry_delay
 
 PIPE = "pipe"
@@ -32,6 +33,7 @@ class UnitState:
     actives: dict[str, Any] = field(default_factory=dict)
     statuses: dict[str, Any] = field(default_factory=dict)
     failed: str | None = None  # the member that failed first
+    refused: str = ""  # why the group could not be started (a stream's path leads outside)
 
 
 class UnitMixin:
@@ -57,13 +59,20 @@ class UnitMixin:
         state = UnitState(members, attempt)
         self.unit_state[lead] = state
         readers = pipe_readers(self.dag, members)
+        try:
+            for path in readers:
+                make_project_fifo(self.tree, path)
+        except UnsafePath as exc:
+            state.refused = str(exc)
+            state.statuses = dict.fromkeys(members)
+            self._maybe_end_unit(lead)
+            return
         pipe_paths: dict[str, dict[str, str]] = {m: {} for m in members}
         for path, reader in readers.items():
             producer = self.dag.producers[path]
             idir = self._instance_dir(producer)
             temp = idir.path / f"attempt-{attempt}.pipe-{len(state.relays)}"
             make_fifo(temp)
-            make_fifo(self.root / path)
             pipe_paths[producer][path] = os.path.relpath(temp, self.root)
             relay = Relay(temp, self.root / path, path=path, producer=producer, reader=reader)
             relay.start()
@@ -121,12 +130,15 @@ class UnitMixin:
         for relay in state.relays.values():
             relay.stop()
             relay.join(timeout=5)
-        for path, relay in state.relays.items():
-            for fifo in (self.root / path, relay.src):  # the reader's FIFO must not stay in the project
-                try:
-                    os.unlink(fifo)
-                except FileNotFoundError:
-                    pass
+        for path, relay in state.relays.items():  # the reader's FIFO must not stay in the project
+            try:
+                self.tree.remove(path)
+            except UnsafePath:
+                pass  # a step put a link leading outside on the way: nothing of ours is there
+            try:
+                os.unlink(relay.src)
+            except FileNotFoundError:
+                pass
         self.scheduler.release(lead)
         outcomes = self._unit_outcomes(state)
         if all(failure is None for failure, _, _ in outcomes.values()):
@@ -146,7 +158,7 @@ class UnitMixin:
         for iid in state.members:
             active, status = state.actives.get(iid), state.statuses.get(iid)
             if active is None or status is None:
-                outcomes[iid] = ("submit", "could not be started", (None, None))
+                outcomes[iid] = ("submit", state.refused or "could not be started", (None, None))
                 continue
             failure, message = self._outcome(active, status)
             if failure == CANCELLED or _lost_its_reader(active, status):

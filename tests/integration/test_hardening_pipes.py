@@ -13,6 +13,7 @@ import time
 
 import pytest
 from runhelp import last_run_id, processes_with_marker, repropack, write_project
+from sentinel import changed, snapshot
 
 BOUND = 40  # seconds; the fixed runner answers in a few, the hang it replaces never did
 
@@ -174,3 +175,23 @@ def test_defect07_docker_member_that_never_opens_fails_the_group(tmp_path, base_
     fixed = _project(tmp_path / "ok", head=f'[image]\nname = "{base_image}"\n[profiles.docker]\nruntime = "docker"')
     assert _run(fixed, "--profile", "docker")[0].returncode == 0
     assert (fixed / "results/count.txt").read_text().strip() == "200000"
+
+
+def test_defect02_pipe_under_a_link_planted_by_an_earlier_step_touches_nothing_outside(tmp_path):
+    """The stream's FIFO is made (and removed) by the runner: never through a link leading outside."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "stream.txt").write_text("precious\n")
+    root = _project(tmp_path, extra='needs = ["plant"]', head="""
+        [[steps]]
+        name = "plant"
+        run = "ln -sfn ../victim tmp && touch {outputs}"
+        outputs = ["planted.txt"]
+    """.replace("\n        ", "\n"))
+    before = snapshot(victim)
+    done, _ = _run(root, "--json")
+    instances = _failed(done)
+    assert instances["plant"]["status"] == "done"
+    assert "tmp is a symbolic link" in instances["produce"]["message"], instances
+    assert not changed(before, snapshot(victim)), changed(before, snapshot(victim))
+    assert _gone(last_run_id(root))
