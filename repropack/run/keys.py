@@ -262,7 +262,14 @@ class FileHashCache:
         try:
             for rel in rels:
                 fds.append(self.tree.open_beneath(rel))
-            return sha256_files([f"/proc/self/fd/{fd}" for fd in fds])
+            names = [f"/proc/self/fd/{fd}" for fd in fds]
+            try:
+                return sha256_files(names)
+            except OSError as exc:
+                # the descriptor's /proc name means nothing to a user: name the project file instead
+                if exc.filename in names:
+                    raise type(exc)(exc.errno, exc.strerror, rels[names.index(exc.filename)]) from None
+                raise
         finally:
             for fd in fds:
                 os.close(fd)
