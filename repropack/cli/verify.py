@@ -30,20 +30,37 @@ def expected_digests(root: Path, against: Path | None) -> dict[str, str]:
 
 
 def verify(root: Path, expected: dict[str, str]) -> dict[str, list]:
-    """Rehash every listed file (no cache: this is the check) and sort them into ok/changed/missing."""
+    """Rehash every listed file (no cache: this is the check) and sort them into ok/changed/missing.
+
+    Files are read through descriptors opened beneath the project root, so an output later
+    replaced by a link leading outside the project is reported changed without being read.
+    """
+    import stat
+
     from repropack.run.attempt import tree_digest
-    from repropack.run.checksums import sha256_files
+    from repropack.run.checksums import sha256_beneath
+    from repropack.run.safepath import ProjectTree, UnsafePath
 
     report: dict[str, list] = {"ok": [], "changed": [], "missing": []}
-    files = [p for p in sorted(expected) if (root / p).is_file()]
-    digests = dict(zip(files, sha256_files([root / p for p in files])))
-    for path in sorted(expected):
-        target = root / path
-        if not target.exists():
-            report["missing"].append(path)
-            continue
-        got = digests.get(path) or tree_digest(target)
-        want = expected[path]
+    actual: dict[str, str] = {}
+    files: list[str] = []
+    with ProjectTree(root) as tree:
+        for path in sorted(expected):
+            try:
+                st = tree.stat_beneath(path)
+            except FileNotFoundError:
+                report["missing"].append(path)
+                continue
+            except UnsafePath:
+                actual[path] = "not read: it leads outside the project through a symbolic link"
+                continue
+            if stat.S_ISREG(st.st_mode):
+                files.append(path)
+            else:
+                actual[path] = tree_digest(root / path)
+        actual.update(zip(files, sha256_beneath(tree, files)))
+    for path in sorted(actual):
+        got, want = actual[path], expected[path]
         if got == want:
             report["ok"].append(path)
         else:

@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 BLOCK = 1 << 20
 # Below this size a thread hop costs more than the hashing it would parallelise.
@@ -148,6 +149,33 @@ def parse_checksums(text: str, *, source: str = "<checksums>", root: Path | None
         more = f" (and {len(refused) - 1} more: " + ", ".join(r.split(": ", 1)[0] for r in refused[1:]) + ")"
         raise VerifyError(refused[0] + (more if len(refused) > 1 else "") + "; nothing was hashed")
     return result
+
+
+def sha256_beneath(tree: Any, rels: Sequence[str]) -> list[str]:
+    """Hex sha256 of each project file, read through a descriptor opened beneath the root.
+
+    What was checked is what is read: a link leading outside the project raises ``UnsafePath``
+    (:mod:`repropack.run.safepath`) instead of being followed, and an error names the project path,
+    not the descriptor's ``/proc`` name. At most 256 descriptors are open at once.
+    """
+    out: list[str] = []
+    for start in range(0, len(rels), 256):
+        chunk = rels[start:start + 256]
+        fds: list[int] = []
+        try:
+            for rel in chunk:
+                fds.append(tree.open_beneath(rel))
+            names = [f"/proc/self/fd/{fd}" for fd in fds]
+            try:
+                out.extend(sha256_files(names))
+            except OSError as exc:
+                if exc.filename in names:
+                    raise type(exc)(exc.errno, exc.strerror, chunk[names.index(exc.filename)]) from None
+                raise
+        finally:
+            for fd in fds:
+                os.close(fd)
+    return out
 
 
 def project_path(root: Path, path: str) -> tuple[str, str | None]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repropack.run.checksums import sha256_files
+from repropack.run.checksums import sha256_beneath
 from repropack.run.rundir import removed_on_failure
 from repropack.run.safepath import ProjectTree, UnsafePath
 from repropack.run.statefiles import open_state
@@ -249,30 +249,14 @@ class FileHashCache:
                 result[rel] = digest
             else:
                 todo.append((rel, st))
-        for start in range(0, len(todo), 256):  # bounded: one descriptor per file being hashed
-            chunk = todo[start:start + 256]
-            for (rel, st), hexdigest in zip(chunk, self._hash_inside([rel for rel, _ in chunk])):
-                self._store(rel, hexdigest, st)
-                result[rel] = hexdigest
+        for (rel, st), hexdigest in zip(todo, self._hash_inside([rel for rel, _ in todo])):
+            self._store(rel, hexdigest, st)
+            result[rel] = hexdigest
         return result
 
     def _hash_inside(self, rels: list[str]) -> list[str]:
         """Hash through descriptors opened beneath the root: what was checked is what is read."""
-        fds: list[int] = []
-        try:
-            for rel in rels:
-                fds.append(self.tree.open_beneath(rel))
-            names = [f"/proc/self/fd/{fd}" for fd in fds]
-            try:
-                return sha256_files(names)
-            except OSError as exc:
-                # the descriptor's /proc name means nothing to a user: name the project file instead
-                if exc.filename in names:
-                    raise type(exc)(exc.errno, exc.strerror, rels[names.index(exc.filename)]) from None
-                raise
-        finally:
-            for fd in fds:
-                os.close(fd)
+        return sha256_beneath(self.tree, rels)
 
     def digest(self, rel: str) -> str | None:
         return self.digests([rel], missing_ok=True).get(rel)

@@ -212,3 +212,19 @@ def test_defect03_output_links_in_containers(tmp_path, base_image, request, runt
     assert os.readlink(root / "out/fine/b") == "d/a"
     assert PASSWD not in _records(root)
     assert repropack(root, "verify").returncode == 0
+
+
+def test_defect03_verify_does_not_follow_an_output_replaced_by_a_link_out(tmp_path):
+    """An output swapped for a link to an outside file with the same bytes is not 'ok': verify reads
+    through descriptors opened beneath the project and never follows the link (it passed before)."""
+    root = _project(tmp_path, 'outputs = ["out/x.txt"]\nrun = "echo same > {outputs}"\n')
+    assert repropack(root, "run").returncode == 0
+    assert repropack(root, "verify").returncode == 0
+    outside = tmp_path / "outside.txt"
+    outside.write_text("same\n")
+    (root / "out" / "x.txt").unlink()
+    (root / "out" / "x.txt").symlink_to(outside)
+    done = repropack(root, "verify", "--json")
+    assert done.returncode == 1, done.stdout + done.stderr
+    changed_paths = [entry["path"] for entry in json.loads(done.stdout)["changed"]]
+    assert changed_paths == ["out/x.txt"]

@@ -80,13 +80,16 @@ def test_large_input_sets_keep_only_the_aggregate():
 class CountingHash:
     def __init__(self, monkeypatch):
         self.calls = 0
-        real = keys.sha256_files
+        # the hash cache reads through run.checksums.sha256_beneath, which hashes with sha256_files
+        from repropack.run import checksums
+
+        real = checksums.sha256_files
 
         def counting(paths, **kw):
             self.calls += len(paths)
             return real(paths, **kw)
 
-        monkeypatch.setattr(keys, "sha256_files", counting)
+        monkeypatch.setattr(checksums, "sha256_files", counting)
 
 
 def test_cache_skips_unchanged_files_and_survives_a_move(tmp_path, monkeypatch):
