@@ -11,37 +11,6 @@ from repropack.cli._options import project_dir
 from repropack.cli._text import say
 
 
-def find_instances(root: Path, selector: str) -> dict[str, Path]:
-    """Instance id -> its run directory, for every journaled instance matching the selector.
-
-    Accepted: a full id (``count[sample=a]``), a step name (``count``), or ``STEP:VALUE`` where VALUE
-    is one of the instance's wildcard values (``count:a``).
-    """
-    from repropack.run.journal import read_records
-    from repropack.run.runner import JOURNAL
-
-    dirs: dict[str, Path] = {}
-    for record in read_records(root / JOURNAL):
-        if record.get("t") in ("done", "failed") and record.get("dir"):
-            dirs[record["id"]] = root / record["dir"]
-        elif record.get("t") == "start":
-            from repropack.run.rundir import instance_dir
-
-            dirs[record["id"]] = instance_dir(root, record["run"], record["id"]).path
-    if selector in dirs:
-        return {selector: dirs[selector]}
-    step, _, value = selector.partition(":")
-    found = {}
-    for iid, path in dirs.items():
-        name, _, rest = iid.partition("[")
-        if name != step:
-            continue
-        values = [kv.partition("=")[2] for kv in rest.rstrip("]").split(",")] if rest else []
-        if not value or value in values:
-            found[iid] = path
-    return found
-
-
 @click.command("logs")
 @click.argument("selector", metavar="STEP[:INSTANCE]", shell_complete=instance_selectors)
 @click.option("--attempt", type=int, help="Show this attempt (default: the last).")
@@ -52,6 +21,7 @@ def command(selector, attempt, stream, lines, project_dir):
     """Show the script, exit status, metrics and output of a step instance."""
     from repropack.errors import UsageError
     from repropack.human import fmt_bytes, fmt_seconds
+    from repropack.run.lookup import find_instances
     from repropack.run.rundir import InstanceDir, tail
 
     root = project_dir.resolve()
