@@ -10,7 +10,6 @@ before it runs so an old file cannot pass for a new one.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from collections.abc import Mapping, Sequence
@@ -20,6 +19,7 @@ from typing import Any
 
 from repropack.backends.base import JobResources
 from repropack.run.checksums import sha256_files
+from repropack.run.records.format import script_text
 from repropack.run.safepath import ProjectTree, UnsafePath, remove_entry
 from repropack.run.trees import tree_digest, tree_problem
 
@@ -74,9 +74,8 @@ def host_path(prefix: Path | None, caller: Mapping[str, str] | None = None) -> s
 
 
 def render_script(instance_id: str, attempt: int, command: str) -> str:
-    # json.dumps keeps an id holding a newline or quote on one inert comment line
-    label = json.dumps(instance_id, ensure_ascii=True)
-    return f"#!/usr/bin/env bash\n# repropack step {label} attempt {attempt}\nset -euo pipefail\n{command}\n"
+    # one template, shared with the records' reader (`logs --script` renders it again from the records)
+    return script_text(instance_id, attempt, command)
 
 
 def uses_output_placeholder(step: Any) -> bool:
