@@ -69,16 +69,20 @@ def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, par
         click.echo(f"warning: ... and {len(result.undeclared) - 20} more undeclared files", err=True)
     summary = {s: result.count(s) for s in ("done", "skipped", "failed", "not-run")}
     if as_json:
+        causes = _causes(manifest, result.failed, redact)
         echo_json({"run": result.run_id, "status": result.status, "counts": summary, "undeclared": result.undeclared,
                    "instances": {r.id: {"status": r.status, "failure": r.failure, "message": r.message,
-                                        "attempts": r.attempts} for r in result.results.values()}})
+                                        "attempts": r.attempts, **({"cause": causes[r.id]} if r.id in causes else {})}
+                                 for r in result.results.values()}})
     elif not quiet:
         parts = ", ".join(f"{n} {s}" for s, n in summary.items() if n)
         say(f"run {result.run_id}: {parts or 'nothing to do'}", err=True)
     if result.failed:
-        first = result.failed[0]
+        from repropack.observe.causes import table_for
+
+        first, causes = result.failed[0], table_for(manifest)
         for failed in result.failed:
-            _print_failure(failed, Path(manifest.root), redact)
+            _print_failure(failed, Path(manifest.root), redact, causes)
         raise StepFailed(first.id, backend=first.backend or "local", job_id=first.job_id, exit_status=None,
                          failure=first.failure or "failed", log_tail="", run_dir=first.dir)
     if result.status != "ok":
@@ -126,11 +130,27 @@ def _dry_run(manifest, dag, resume: bool, as_json: bool, *, profile: str | None,
     click.echo(f"{len(to_run)} to run, {len(decisions) - len(to_run)} up to date", err=True)
 
 
-def _print_failure(result, root: Path, redact) -> None:
+def _causes(manifest, failed, redact) -> dict[str, dict]:
+    from repropack.observe.causes import diagnose_dir, table_for
+
+    table, out = table_for(manifest), {}
+    for r in failed:
+        cause = diagnose_dir(r.dir, r.failure, table)
+        if cause is not None:
+            out[r.id] = {**cause.to_record(), "evidence": redact(cause.evidence)}
+    return out
+
+
+def _print_failure(result, root: Path, redact, causes) -> None:
+    from repropack.observe.causes import diagnose_dir
     from repropack.run.rundir import InstanceDir, tail
 
     say(f"\nfailed: {safe(result.id, one_line=True)} ({result.failure}: {safe(redact(result.message), one_line=True)}) "
         f"after {result.attempts} attempt(s)", err=True)
+    cause = diagnose_dir(result.dir, result.failure, causes)
+    if cause is not None:
+        say(f"cause: {safe(redact(cause.line()), one_line=True)}", err=True)
+        say(f"fix: {cause.fix}", err=True)
     if result.command:
         say(f"command: {redact(result.command)}", err=True)
     if result.dir is None:

@@ -32,6 +32,7 @@ def command(project_dir, as_json):
 
     root = project_dir.resolve()
     last, table = last_run_status(root, _current_instances(root))
+    _add_causes(root, table, (last or {}).get("masks"))
     if as_json:
         counts = Counter(entry["state"] for entry in table.values())
         echo_json({"run": last, "instances": table, "counts": dict(counts)})
@@ -48,9 +49,29 @@ def command(project_dir, as_json):
     for iid, entry in table.items():
         if entry.get("state") == "failed":
             say(f"failed: {iid}: {entry.get('failure')}: {entry.get('message')}  (repropack logs {iid})")
+            if entry.get("cause"):
+                say(f"  cause: {entry['cause']['cause']} ({entry['cause']['evidence']}); fix: {entry['cause']['fix']}")
     if any(e.get("state") == "unknown" for e in table.values()):
         say("unknown: not reached by the last run (finished by an earlier one); `repropack run --dry-run` says "
             "whether it is up to date")
+
+
+def _add_causes(root, table: dict, masks) -> None:
+    """Each failed instance's cause, read from its run directory (secrets masked)."""
+    failed = [e for e in table.values() if e.get("state") == "failed"]
+    if not failed:
+        return
+    from repropack.manifest import load_manifest_or_none
+    from repropack.observe.causes import diagnose_dir, table_for
+    from repropack.redact import project_redactor
+
+    manifest = load_manifest_or_none(root)
+    causes, redact = table_for(manifest), project_redactor(manifest, digests=masks)
+    for entry in failed:
+        where = entry.get("dir")
+        cause = diagnose_dir(root / where if isinstance(where, str) else None, entry.get("failure"), causes)
+        if cause is not None:
+            entry["cause"] = {**cause.to_record(), "evidence": redact(cause.evidence)}
 
 
 def _ending(run: dict) -> str:

@@ -88,6 +88,7 @@ def _build(check: Checker, data: dict[str, Any], path: Path, positions: Position
         params=MappingProxyType(params),
         steps=tuple(steps),
         profiles=MappingProxyType(profiles),
+        causes=sections.causes(check, data),
         raw=freeze(data),
         param_texts=MappingProxyType(texts),
         positions=MappingProxyType(all_positions),

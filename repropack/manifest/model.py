@@ -161,6 +161,15 @@ class Profile:
 
 
 @dataclass(frozen=True, slots=True)
+class CausePattern:
+    """A ``[[causes]]`` entry: a log signature of the project's own (repropack/observe/causes.py)."""
+
+    pattern: str  # a regular expression searched in each line of a failed attempt's log tail
+    cause: str
+    fix: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Manifest:
     path: Path  # absolute path of repropack.toml
     project: Project
@@ -172,6 +181,7 @@ class Manifest:
     params: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     steps: tuple[Step, ...] = ()
     profiles: Mapping[str, Profile] = field(default_factory=lambda: EMPTY)
+    causes: tuple[CausePattern, ...] = ()  # [[causes]]: tried before the shipped table
     raw: Mapping[str, Any] = field(default_factory=lambda: EMPTY)  # the parsed TOML (read-only), for canonical hashing
     param_texts: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # each param's default as it renders in a command (1, not 1.0)
     # file -> repropack.manifest.positions.Positions (key -> line:column), for later messages

@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 from repropack.backends import registry
-from repropack.manifest.model import DataItem, Environment, Image, Profile, Project
+from repropack.manifest.model import CausePattern, DataItem, Environment, Image, Profile, Project
 from repropack.manifest.placeholders import IDENTIFIER_RE, value_text
 from repropack.manifest.positions import KeyPath
 from repropack.manifest.units import UnitError, parse_bytes
@@ -17,7 +17,9 @@ from repropack.paths import protected_problem
 
 TOP_KEYS = (
     "requires-repropack", "project", "environments", "channels", "image", "data", "params", "steps", "profiles",
+    "causes",
 )
+CAUSE_KEYS = ("pattern", "cause", "fix")
 PROJECT_KEYS = ("name", "version", "description", "authors", "license", "source", "url")
 ENVIRONMENT_KEYS = ("python", "channels", "conda", "pip", "indexes", "platforms")
 IMAGE_KEYS = ("base", "name", "workdir", "user")
@@ -327,3 +329,36 @@ def profile(check: Checker, name: str, table: dict[str, Any], key: KeyPath) -> P
         env_keyed=env_keyed,
         options=MappingProxyType({k: v for k, v in opts.items() if v is not None}),
     )
+
+
+def causes(check: Checker, data: dict[str, Any]) -> tuple[CausePattern, ...]:
+    """``[[causes]]``: the project's own log signatures (pattern, cause, fix), each pattern compiled once here."""
+    if "causes" not in data:
+        return ()
+    entries = data["causes"]
+    if not check.expect(entries, list, ("causes",), "an array of tables ([[causes]])"):
+        return ()
+    out = []
+    for i, value in enumerate(entries):
+        key: KeyPath = ("causes", i)
+        table = check.table(value, key)
+        check.keys(table, CAUSE_KEYS, key)
+        pattern = check.string(table, "pattern", key, required=True)
+        cause = check.string(table, "cause", key, required=True)
+        fix = check.string(table, "fix", key)
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                check.error(key + ("pattern",), f"{pattern!r} is not a regular expression: {exc}")
+                continue
+            if not pattern.strip() or re.search(pattern, "") is not None:
+                check.error(key + ("pattern",), f"{pattern!r} matches every line (an empty match)",
+                            hint="write the text the failing tool prints, e.g. \"license server .* unavailable\"")
+                continue
+        if cause is not None and not cause.strip():
+            check.error(key + ("cause",), "is empty: name the cause in a few words")
+            continue
+        if pattern and cause:
+            out.append(CausePattern(pattern=pattern, cause=cause.strip(), fix=fix))
+    return tuple(out)

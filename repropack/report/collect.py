@@ -67,9 +67,15 @@ def collect(root: Path, *, redactor: Redactor | None = None, log_lines: int = LO
     _add_untouched(report.instances, records)
     dag = _expand_dag(manifest, run.get("argv") or []) if manifest is not None else None
     _add_deps(root, report, dag, done_before)
+    causes = None
     for inst in report.instances.values():
         if inst.state == FAILED:
+            if causes is None:
+                from repropack.observe.causes import table_for
+
+                causes = table_for(manifest)
             _failure_details(root, inst, redactor, log_lines)
+            _cause(root, inst, redactor, causes)
         inst.message = redactor(inst.message)
     report.critical_path, report.critical_seconds = critical_path(report.instances)
     for iid in report.critical_path:
@@ -258,6 +264,16 @@ def _failure_details(root: Path, inst: Instance, redactor: Redactor, lines: int)
         text = tail(getattr(last, name), lines, LOG_BYTES)
         if text.strip():
             inst.log_tail[name] = redactor(text)
+
+
+def _cause(root: Path, inst: Instance, redactor: Redactor, causes: Any) -> None:
+    from repropack.observe.causes import diagnose_dir
+
+    last = inst.attempts[-1] if inst.attempts else None
+    cause = diagnose_dir(root / inst.dir if inst.dir else None, inst.failure, causes,
+                         exit_status=last.exit if last else None, signal=last.signal if last else None)
+    if cause is not None:
+        inst.cause = {**cause.to_record(), "evidence": redactor(cause.evidence)}
 
 
 def _command_of(script: str) -> str:

@@ -168,6 +168,9 @@ def _failure(inst: Instance) -> str:
         f'<article class="failure" data-id="{escape(inst.id)}">'
         f'<h3><span class="fclass">{escape(inst.failure or "failed")}</span> <code>{escape(inst.id)}</code></h3>'
         f'<p class="message">{escape(inst.message)}</p>'
+        + (f'<p class="cause">cause: <strong>{escape(inst.cause["cause"])}</strong> '
+           f'<span class="evidence">({escape(inst.cause["evidence"])})</span><br>'
+           f'fix: {escape(inst.cause["fix"])}</p>' if inst.cause else "")
         + (f'<ul class="attempts">{attempts}</ul>' if attempts else "")
         + command + logs + where
         + f'<p class="hint">more: <code>repropack logs {escape(inst.id)}</code></p></article>'

@@ -54,6 +54,7 @@ class Instance:
     message: str = ""
     command: str = ""  # failed instances only (secrets redacted)
     log_tail: dict[str, str] = field(default_factory=dict)  # stream -> last lines (failed only, redacted)
+    cause: dict[str, str] | None = None  # failed only: id, cause, fix, evidence (repropack/observe/causes.py)
     critical: bool = False
 
     @property
@@ -207,7 +208,7 @@ def _instance_record(inst: Instance) -> dict[str, Any]:
     record.pop("id")
     if not record["deps"]:
         record.pop("deps")
-    for key in ("command", "log_tail", "message", "failure", "dir"):
+    for key in ("command", "log_tail", "message", "failure", "dir", "cause"):
         if not record[key]:
             record.pop(key)
     return record

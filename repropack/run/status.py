@@ -72,7 +72,7 @@ def _apply(table: dict[str, dict], record: dict[str, Any], running: bool) -> Non
         entry.update(state="done", attempts=record.get("attempts"))
     elif kind == "failed":
         entry.update(state="failed", failure=record.get("failure"), message=record.get("message"),
-                     attempts=record.get("attempts"))
+                     attempts=record.get("attempts"), dir=record.get("dir"))
     elif kind in ("submit", "start", "attempt") and entry.get("state") not in ("done", "failed"):
         entry.update(state="running" if running else "interrupted", attempts=record.get("attempt"))
     else:
