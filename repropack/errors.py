@@ -21,6 +21,7 @@ EXIT_LOCK = 4
 EXIT_RESOURCES = 5
 EXIT_BUSY = 6
 EXIT_STORAGE = 7
+EXIT_ARCHIVE = 8
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES: tuple[tuple[int, str], ...] = (
@@ -32,6 +33,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_RESOURCES, "a step asks for more cpus, memory or gpus than the profile allows"),
     (EXIT_BUSY, "another `repropack run` is active in this project"),
     (EXIT_STORAGE, "a file cannot be read or written (disk full, read-only project, permission denied)"),
+    (EXIT_ARCHIVE, "an archive is truncated, tampered with, unsafe to extract, untrusted or from a newer format"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C, SIGINT or SIGTERM); finished work is kept"),
 )
 
@@ -203,6 +205,30 @@ class FormatVersionError(ReproError):
             f"{path}: {what} format version {found} is newer than this repropack supports ({supported})",
             hint="upgrade repropack",
         )
+
+
+class ArchiveError(ReproError):
+    """A publication archive cannot be trusted or extracted as it stands; names the member and why."""
+
+    exit_code = EXIT_ARCHIVE
+
+    def __init__(self, message: str, *, archive: Path | str | None = None, member: str | None = None,
+                 hint: str | None = None):
+        self.archive = Path(archive) if archive is not None else None
+        self.member = member
+        where = ": ".join(str(p) for p in (archive, member) if p is not None)
+        super().__init__(f"{where}: {message}" if where else message, hint=hint)
+        self.reason = message
+
+
+class ArchiveVersionError(ArchiveError):
+    """The archive was written by a newer repropack."""
+
+    def __init__(self, archive: Path | str, found: object, supported: int):
+        self.found = found
+        self.supported = supported
+        super().__init__(f"archive format version {found} is newer than this repropack supports ({supported})",
+                         archive=archive, hint="upgrade repropack")
 
 
 class RunInterrupted(RunError):
