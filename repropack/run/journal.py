@@ -99,7 +99,7 @@ def well_formed(record: dict[str, Any]) -> bool:
     return True
 
 
-def _repair_tail(fd: int) -> None:
+def repair_tail(fd: int) -> None:
     """Cut a torn last line so the next record starts on a line of its own."""
     size = os.lseek(fd, 0, os.SEEK_END)
     if size == 0:
@@ -128,7 +128,7 @@ class Journal:
         self.sync_interval = sync_interval
         # never through a link: a journal linked to a file elsewhere would be appended to and cut
         self._fd = open_state(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
-        _repair_tail(self._fd)
+        repair_tail(self._fd)
         self._pending: list[bytes] = []
         self._last_sync = time.monotonic()
         self._unsynced = False
@@ -149,7 +149,7 @@ class Journal:
                     written = os.write(self._fd, view)
                     view = view[written:]
             except OSError as exc:  # a full disk: cut the torn record so the file stays whole
-                _repair_tail(self._fd)
+                repair_tail(self._fd)
                 raise OSError(exc.errno, exc.strerror, str(self.path)) from None
             self._unsynced = True
         if self._unsynced and time.monotonic() - self._last_sync >= self.sync_interval:

@@ -8,8 +8,7 @@ A folder output is listed file by file (``sha256sum`` knows no folders); its lin
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 
 from repropack.run.checksums import format_checksums, sha256_beneath
 from repropack.run.safepath import ProjectTree, UnsafePath
@@ -45,19 +44,6 @@ def _files_under(tree: ProjectTree, folder: str) -> list[str]:
     return [f"{folder}/{rel}" for rel in files]
 
 
-def write_sums(path: Path, entries: Mapping[str, str] | Iterable[tuple[str, str]], opener) -> None:
-    """Write ``sha256sum`` text to ``path`` through ``opener(path) -> fd`` (the run folder's
-    link-refusing open), whole: a temporary name, then a rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    data = format_checksums(entries).encode("utf-8", "surrogateescape")
-    fd = opener(str(tmp))
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
+def sums_bytes(entries: Mapping[str, str]) -> bytes:
+    """The file's bytes (written whole by ``RecordsWriter.write_whole``)."""
+    return format_checksums(entries).encode("utf-8", "surrogateescape")

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from repropack.errors import FormatVersionError
 from repropack.manifest.placeholders import quote_path
 from repropack.run.records import format as rf
-from repropack.run.records.sums import sums_entries, write_sums
+from repropack.run.records.sums import sums_bytes, sums_entries
+from repropack.run.records.writer import RecordsWriter
 from repropack.run.safepath import ProjectTree
 
 SCHEMA = json.loads((Path(__file__).parents[3] / "docs/schema/records-v2.schema.json").read_text())
@@ -165,7 +166,9 @@ def test_sha256sums_pass_sha256sum_check_from_the_project_root(tmp_path):
     with ProjectTree(tmp_path) as tree:
         entries = sums_entries(tree, {**digest, "out/d": "tree:" + "0" * 64})
     assert sorted(entries) == ["out/a b.txt", "out/back\\slash", "out/d/sub/f"]
-    write_sums(run / rf.SUMS, entries, lambda p: os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+    writer = RecordsWriter(run)
+    writer.write_whole(rf.SUMS, sums_bytes(entries))
+    writer.close()
     check = subprocess.run(["sha256sum", "-c", str(run / rf.SUMS)], cwd=tmp_path, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     (tmp_path / "out" / "d" / "sub" / "f").write_text("changed\n")
