@@ -1,24 +1,34 @@
 #!/usr/bin/env python3
-"""Runner benchmark: repropack against Snakemake 9 and Luigi 3.8, the same workflow, in one run.
+"""Runner benchmark: repropack against Snakemake 9 and Luigi 3.8, the same workflow, side by side.
 
 The workflow: N trivial shell instances (each writes a small file) plus a gather of all of
 them, 2 jobs at once. repropack runs `repropack run -j 2`; Snakemake `--cores 2`; Luigi
 2 workers with the local scheduler, each task a subprocess shell command writing an atomic
-target (``LocalTarget.temporary_path``). Each tool's wall time is that of its whole process
-(start-up included); peak memory is the largest RSS in its process tree (wait4's ru_maxrss).
+target (``LocalTarget.temporary_path``). At the first size the three run in alternating rounds
+(the order rotates each round) and the medians are compared; the other sizes run repropack alone.
+Each tool's wall time is that of its whole process (start-up included); peak memory is the
+largest RSS of one process of its tree (wait4's ru_maxrss).
 
-Goals (issue 4), printed as PASS/FAIL, never asserted:
-  - at 1,000 instances: >= 15x less wall than Snakemake and >= 3x less than Luigi (Snakemake also at 10,000)
-  - repropack at 100,000: the marginal time per instance between 10k and 100k within 1.5x of that
-    between 1k and 10k, and peak memory under 1 GB
-  - a no-op rerun of 10,000 cached instances under 2 s
+The runner's own CPU: everything `repropack run` costs (runner, supervisor, helpers, in a cgroup
+made around it, plus the steps' CPU from its records, since the steps run in cgroups of their own)
+minus the CPU of a minimal loop spawning the same `bash` scripts at the same parallelism (in a
+cgroup too), per instance.
+
+Goals (issue 10), printed as PASS/FAIL, never asserted:
+  - at 1,000 instances: >= 20x less wall than Snakemake and >= 5x less than Luigi (medians)
+  - the runner's own CPU per instance <= 0.5 ms
+  - 100,000 instances: peak RSS under 400 MB, under 100 MB of records on disk
+  - a no-op rerun of 10,000 cached instances under 1 s
+It also prints the files and folders each tool creates per instance (repropack: anything under
+the project but the outputs, .repropack/envs and .repropack/cache; Snakemake: .snakemake/; Luigi:
+anything but the outputs).
 
 Usage (Snakemake and Luigi are in the `bench` dependency group)::
 
     REPROPACK_UV_GROUPS="--group bench" source scripts/_venv.sh
-    python benchmarks/runner.py            # full: 1k / 10k / 100k, about 10 minutes on 2 cores
-    python benchmarks/runner.py --quick    # CI: 200 instances, peers included, under a minute
-    python benchmarks/runner.py --profile 1000   # cProfile of repropack's runner at 1,000 instances
+    python benchmarks/runner.py --sizes 1000   # CI: 3 rounds against the peers, about 2 minutes
+    python benchmarks/runner.py                # 1k (rounds) / 10k / 100k, about 10 minutes on 2 cores
+    python benchmarks/runner.py --profile 1000 # cProfile of repropack's runner at 1,000 instances
 """
 
 from __future__ import annotations
@@ -27,12 +37,14 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cgroup_cpu import FLOOR_LOOP, entries_under, floor_project, size_under, wrapped  # noqa: E402
 from _common import REPO, Timed, fmt_s, goal, machine, run_timed, tool  # noqa: E402
 
 JOBS = 2
@@ -114,156 +126,177 @@ def check_output(root: Path, n: int) -> str | None:
     return None if sorted(map(int, lines)) == list(range(n)) else f"all.txt has {len(lines)} lines, not {n}"
 
 
+NAMES = ("repropack", "snakemake", "luigi", "floor")
+
+
 class Bench:
     def __init__(self, work: Path, timeout: float, peer_timeout: float):
         self.work = work
         self.timeout = timeout
         self.peer_timeout = peer_timeout
-        self.results: dict[tuple[str, int], Timed] = {}
+        self.walls: dict[tuple[str, int], list[float]] = {}
+        self.cpus: dict[tuple[str, int], list[float]] = {}  # whole-tree CPU per run (s)
+        self.cpu_source = "?"
+        self.entries: dict[str, float] = {}  # files and folders created per instance
+        self.peak: dict[int, int] = {}
+        self.records: dict[int, tuple[int, int]] = {}  # size -> (run folder bytes, journal bytes)
         self.noop: dict[int, Timed] = {}
-        self.floor: float | None = None
+        self.failed: list[str] = []
+        self.killed: dict[tuple[str, int], float] = {}
 
-    def _report(self, name: str, n: int, timed: Timed, root: Path) -> Timed:
+    def _report(self, name: str, n: int, timed: Timed, root: Path, cpu: float | None) -> bool:
         made = len(os.listdir(root / "out")) if (root / "out").is_dir() else 0
         problem = (f"killed at the {timed.wall:.0f} s time-out with {made:,} of {n:,} instances made"
                    if timed.code is None else (None if timed.ok else f"exit {timed.code}"))
-        problem = problem or check_output(root, n)
+        problem = problem or (check_output(root, n) if name != "floor" else None)
         status = "ok" if problem is None else f"FAILED ({problem}; log {timed.log})"
-        print(f"  {name:<10} {n:>7,} instances  {fmt_s(timed.wall)}  peak {timed.peak_rss / 1e6:7.1f} MB  {status}",
+        cpu_text = f"  cpu {cpu:7.2f} s" if cpu is not None else ""
+        print(f"  {name:<10} {n:>7,}  {fmt_s(timed.wall)}{cpu_text}  peak {timed.peak_rss / 1e6:7.1f} MB  {status}",
               flush=True)
+        if timed.code is None:
+            self.killed[(name, n)] = timed.wall
         if problem is not None:
-            timed.code = timed.code if timed.code not in (0,) else 1
-        self.results[(name, n)] = timed
-        return timed
+            self.failed.append(f"{name} {n}")
+            return False
+        self.walls.setdefault((name, n), []).append(timed.wall)
+        if cpu is not None:
+            self.cpus.setdefault((name, n), []).append(cpu)
+        return True
 
-    def repropack(self, n: int) -> Timed:
-        root = repropack_project(self.work / f"repropack-{n}", n)
-        timed = run_timed([*REPROPACK, "run", "-j", str(JOBS), "-C", str(root)], cwd=root,
-                          log=self.work / f"repropack-{n}.log", timeout=self.timeout)
-        return self._report("repropack", n, timed, root)
+    def repropack(self, n: int, tag: str) -> Path:
+        root = repropack_project(self.work / f"repropack-{n}-{tag}", n)
+        got = wrapped([*REPROPACK, "run", "-j", str(JOBS), "-C", str(root)], cwd=root,
+                      log=self.work / f"repropack-{n}-{tag}.log", timeout=self.timeout)
+        self.cpu_source = got.source
+        cpu = got.cpu + _steps_cpu(root) if got.cpu is not None else None
+        if self._report("repropack", n, got.timed, root, cpu):
+            skip = ("out", "all.txt", "repropack.toml", ".repropack/envs", ".repropack/cache")
+            self.entries["repropack"] = entries_under(root, skip) / (n + 1)
+            self.peak[n] = max(self.peak.get(n, 0), got.timed.peak_rss)
+            runs = root / ".repropack" / "runs"
+            self.records[n] = (size_under(runs), size_under(root / ".repropack" / "journal.jsonl"))
+        return root
 
-    def repropack_noop(self, n: int) -> Timed:
-        root = self.work / f"repropack-{n}"
+    def repropack_noop(self, n: int, root: Path) -> None:
         timed = run_timed([*REPROPACK, "run", "-j", str(JOBS), "-C", str(root)], cwd=root,
                           log=self.work / f"repropack-{n}-noop.log", timeout=self.timeout)
         ran = _journal_ran(root)
-        print(f"  {'no-op':<10} {n:>7,} cached     {fmt_s(timed.wall)}  peak {timed.peak_rss / 1e6:7.1f} MB  "
+        print(f"  {'no-op':<10} {n:>7,}  {fmt_s(timed.wall)}  peak {timed.peak_rss / 1e6:7.1f} MB  "
               f"{'ok' if timed.ok and ran == 0 else f'FAILED (exit {timed.code}, {ran} instances ran)'}", flush=True)
         self.noop[n] = timed
-        return timed
 
-    def snakemake(self, n: int) -> Timed | None:
+    def snakemake(self, n: int, tag: str) -> None:
         exe = tool("snakemake")
         if exe is None:
             print("  snakemake  not installed (uv sync --group bench)")
-            return None
-        root = self.work / f"snakemake-{n}"
+            return
+        root = self.work / f"snakemake-{n}-{tag}"
         root.mkdir()
         (root / "Snakefile").write_text(SNAKEFILE, encoding="utf-8")
         timed = run_timed([exe, "--cores", str(JOBS), "--config", f"count={n}", "--quiet", "all"], cwd=root,
-                          log=self.work / f"snakemake-{n}.log", timeout=self.peer_timeout)
-        return self._report("snakemake", n, timed, root)
+                          log=self.work / f"snakemake-{n}-{tag}.log", timeout=self.peer_timeout)
+        if self._report("snakemake", n, timed, root, None):
+            self.entries["snakemake"] = entries_under(root / ".snakemake", ()) / (n + 1)
 
-    def luigi(self, n: int) -> Timed | None:
+    def luigi(self, n: int, tag: str) -> None:
         if tool("luigi") is None:
             print("  luigi      not installed (uv sync --group bench)")
-            return None
-        root = self.work / f"luigi-{n}"
+            return
+        root = self.work / f"luigi-{n}-{tag}"
         root.mkdir()
         (root / "wf.py").write_text(LUIGI, encoding="utf-8")
-        timed = run_timed([sys.executable, "wf.py", str(n)], cwd=root, log=self.work / f"luigi-{n}.log",
+        timed = run_timed([sys.executable, "wf.py", str(n)], cwd=root, log=self.work / f"luigi-{n}-{tag}.log",
                           timeout=self.peer_timeout)
-        return self._report("luigi", n, timed, root)
+        if self._report("luigi", n, timed, root, None):
+            self.entries["luigi"] = entries_under(root, ("out", "all.txt", "wf.py")) / (n + 1)
 
-    def wall(self, name: str, n: int) -> float | None:
-        timed = self.results.get((name, n))
-        return timed.wall if timed is not None and timed.ok else None
+    def floor(self, n: int, tag: str) -> None:
+        """A minimal loop spawning the scripts repropack runs (`bash -euo pipefail script.sh`), 2 at a time."""
+        from repropack.backends.runtimes import HOST_ARGV
+        from repropack.run.records.format import script_text
 
-    def timed_out(self, name: str, n: int) -> float | None:
-        """The time-out a run was killed at (a lower bound on its wall), or None."""
-        timed = self.results.get((name, n))
-        return timed.wall if timed is not None and timed.code is None else None
+        root = floor_project(self.work / f"floor-{n}-{tag}", n, lambda i: script_text(f"make[i={i}]", 1,
+                                                                                     f"echo {i} > out/{i}.txt"))
+        got = wrapped([sys.executable, "-S", "-c", FLOOR_LOOP, str(n), str(JOBS), *HOST_ARGV], cwd=root,
+                      log=self.work / f"floor-{n}-{tag}.log", timeout=self.timeout)
+        self._report("floor", n, got.timed, root, got.cpu)
+
+    def median(self, table: dict[tuple[str, int], list[float]], name: str, n: int) -> float | None:
+        values = table.get((name, n))
+        return statistics.median(values) if values else None
 
 
-def floor(work: Path, n: int) -> float:
-    """The floor: n bare `sh -c 'echo i > out/i.txt'` spawns, 2 at a time, from this process."""
-    import subprocess
-    import time
+def _steps_cpu(root: Path) -> float:
+    """The CPU the last run's steps used, from its journal (they ran in cgroups of their own)."""
+    total = 0.0
+    for record in _last_run(root):
+        if record.get("t") == "attempt":
+            total += (record.get("metrics") or {}).get("cpu") or 0.0
+    return total
 
-    root = work / f"floor-{n}"
-    (root / "out").mkdir(parents=True)
-    start = time.perf_counter()
-    running: dict[int, subprocess.Popen] = {}
-    for i in range(n):
-        while len(running) >= JOBS:
-            pid, _ = os.wait()
-            running.pop(pid, None)
-        proc = subprocess.Popen(["sh", "-c", f"echo {i} > out/{i}.txt"], cwd=root)
-        running[proc.pid] = proc
-    while running:
-        pid, _ = os.wait()
-        running.pop(pid, None)
-    wall = time.perf_counter() - start
-    print(f"  {'floor':<10} {n:>7,} bare sh   {fmt_s(wall)}  ({wall / n * 1e3:.2f} ms per spawn)", flush=True)
-    return wall
+
+def _last_run(root: Path) -> list[dict]:
+    path = root / ".repropack" / "journal.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    last = max((i for i, r in enumerate(records) if r["t"] == "run"), default=0)
+    return records[last:]
 
 
 def _journal_ran(root: Path) -> int:
     """Instances that started in the last run (0 for a true no-op)."""
-    path = root / ".repropack" / "journal.jsonl"
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    last = max((i for i, r in enumerate(records) if r["t"] == "run"), default=0)
-    return sum(1 for r in records[last:] if r["t"] == "start")
+    return sum(1 for r in _last_run(root) if r["t"] == "start")
 
 
 def ratio_goal(bench: Bench, peer: str, n: int, want: float) -> str:
-    mine, theirs = bench.wall("repropack", n), bench.wall(peer, n)
-    bound = bench.timed_out(peer, n)
+    label = f"{want:g}x less wall than {peer} at {n:,} (medians)"
+    mine, theirs = bench.median(bench.walls, "repropack", n), bench.median(bench.walls, peer, n)
+    bound = bench.killed.get((peer, n))
     if mine is not None and theirs is None and bound is not None:
         ratio = bound / mine
-        return goal(f"{want:g}x less wall than {peer} at {n:,}", True if ratio >= want else None,
-                    f"{peer} killed at {bound:.0f} s / repropack {mine:.2f} s: at least {ratio:.1f}x")
+        return goal(label, True if ratio >= want else None, f"{peer} killed at {bound:.0f} s: at least {ratio:.1f}x")
     if mine is None or theirs is None:
-        return goal(f"{want:g}x less wall than {peer} at {n:,}", None, "not measured")
-    ratio = theirs / mine
-    return goal(f"{want:g}x less wall than {peer} at {n:,}", ratio >= want,
-                f"{peer} {theirs:.2f} s / repropack {mine:.2f} s = {ratio:.1f}x")
+        return goal(label, None, "not measured")
+    return goal(label, theirs / mine >= want, f"{peer} {theirs:.2f} s / repropack {mine:.2f} s = {theirs / mine:.1f}x")
 
 
-def summary(bench: Bench, sizes: list[int], peers_at: dict[str, list[int]], noop_at: int, quick: bool) -> None:
-    print("\nwall time (s), 2 parallel jobs, N trivial shell instances + 1 gather")
-    print(f"  {'N':>8}  {'repropack':>10}  {'snakemake':>10}  {'luigi':>10}  {'smk/rp':>7}  {'luigi/rp':>8}")
+def summary(bench: Bench, sizes: list[int], rounds: int) -> None:
+    first = sizes[0]
+    print(f"\nwall time (s), 2 parallel jobs, N trivial shell instances + 1 gather; medians of {rounds} round(s) at "
+          f"{first:,}")
+    print(f"  {'N':>8}  {'repropack':>10}  {'snakemake':>10}  {'luigi':>10}  {'floor':>8}  {'smk/rp':>7}  {'luigi/rp':>8}")
     for n in sizes:
-        rp, sm, lu = bench.wall("repropack", n), bench.wall("snakemake", n), bench.wall("luigi", n)
+        rp, sm, lu, fl = (bench.median(bench.walls, name, n) for name in NAMES)
         r1 = f"{sm / rp:6.1f}x" if rp and sm else "      -"
         r2 = f"{lu / rp:7.1f}x" if rp and lu else "       -"
-        cells = [f"{v:10.2f}" if v is not None else (f"{'>' + format(b, '.0f'):>10}" if b else f"{'-':>10}")
-                 for v, b in ((rp, None), (sm, bench.timed_out("snakemake", n)), (lu, bench.timed_out("luigi", n)))]
-        print(f"  {n:>8,}  {'  '.join(cells)}  {r1}  {r2}")
-    if bench.floor is not None:
-        print(f"  floor (bare sh spawns at {sizes[0]:,}): {bench.floor:.2f} s")
-    print("\ngoals" + (" (quick mode: measured at the quick size, the goals are stated at 1,000 / 10,000)" if quick else ""))
-    first = sizes[0]
-    print(ratio_goal(bench, "snakemake", first, 15))
-    print(ratio_goal(bench, "luigi", first, 3))
-    for n in peers_at["snakemake"][1:]:
-        print(ratio_goal(bench, "snakemake", n, 15))
-    if len(sizes) >= 3:
-        a, b, c = sizes[:3]
-        ta, tb, tc = (bench.wall("repropack", x) for x in (a, b, c))
-        if None in (ta, tb, tc):
-            print(goal("marginal time per instance", None, "a repropack run failed"))
-        else:
-            m1, m2 = (tb - ta) / (b - a), (tc - tb) / (c - b)
-            print(goal(f"marginal time per instance {b:,}->{c:,} within 1.5x of {a:,}->{b:,}", m2 <= 1.5 * m1,
-                       f"{m2 * 1e3:.3f} ms vs {m1 * 1e3:.3f} ms ({m2 / m1:.2f}x)"))
-    largest = max((n for (name, n) in bench.results if name == "repropack"), default=None)
-    if largest is not None:
-        peak = bench.results[("repropack", largest)].peak_rss
-        print(goal(f"peak memory at {largest:,} under 1 GB", peak < 1e9, f"{peak / 1e6:.0f} MB"))
-    if noop_at in bench.noop:
-        t = bench.noop[noop_at]
-        print(goal(f"no-op rerun of {noop_at:,} cached instances under 2 s", t.ok and t.wall < 2.0, f"{t.wall:.2f} s"))
+        cells = [f"{v:10.2f}" if v is not None else f"{'-':>10}" for v in (rp, sm, lu)]
+        print(f"  {n:>8,}  {'  '.join(cells)}  {f'{fl:8.2f}' if fl is not None else '-':>8}  {r1}  {r2}")
+    print("\nfiles and folders created per instance: "
+          + ", ".join(f"{name} {bench.entries[name]:.3f}" for name in NAMES if name in bench.entries))
+    for n in sizes:
+        if n in bench.records:
+            runs, journal = bench.records[n]
+            print(f"records at {n:,}: run folders {runs / 1e6:.1f} MB + journal {journal / 1e6:.1f} MB")
+    print("\ngoals")
+    print(ratio_goal(bench, "snakemake", first, 20))
+    print(ratio_goal(bench, "luigi", first, 5))
+    floor_cpu = bench.median(bench.cpus, "floor", first)
+    for n in sizes:
+        cpu = bench.median(bench.cpus, "repropack", n)
+        label = f"runner's own CPU per instance at {n:,} <= 0.5 ms"
+        if cpu is None or floor_cpu is None:
+            print(goal(label, None, f"not measured (CPU from {bench.cpu_source})"))
+            continue
+        own = (cpu / n - floor_cpu / first) * 1e3
+        print(goal(label, own <= 0.5, f"{own:.3f} ms (repropack {cpu:.2f} s, minus the floor's "
+                                      f"{floor_cpu / first * 1e3:.2f} ms per spawn; {bench.cpu_source})"))
+    if 100_000 in bench.peak:
+        peak = bench.peak[100_000]
+        print(goal("peak RSS at 100,000 under 400 MB", peak < 400e6, f"{peak / 1e6:.0f} MB"))
+    if 100_000 in bench.records:
+        size = sum(bench.records[100_000])
+        print(goal("records at 100,000 under 100 MB", size < 100e6, f"{size / 1e6:.1f} MB"))
+    for n, t in bench.noop.items():
+        print(goal(f"no-op rerun of {n:,} cached instances under 1 s", t.ok and t.wall < 1.0, f"{t.wall:.2f} s"))
 
 
 def profile(work: Path, n: int, top: int) -> None:
@@ -285,10 +318,10 @@ def profile(work: Path, n: int, top: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="200 instances, peers included (CI).")
-    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
-                        help="repropack sizes (default 1000,10000,100000); peers run at the first two.")
-    parser.add_argument("--no-peers", action="store_true", help="Run repropack alone.")
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[1_000, 10_000, 100_000],
+                        help="repropack sizes (default 1000,10000,100000); the peers run at the first, in rounds.")
+    parser.add_argument("--rounds", type=int, default=3, help="Alternating rounds at the first size (default 3).")
+    parser.add_argument("--no-peers", action="store_true", help="Run repropack (and the floor) alone.")
     parser.add_argument("--timeout", type=float, default=1800, help="Seconds before a repropack run is killed.")
     parser.add_argument("--peer-timeout", type=float, default=900,
                         help="Seconds before a Snakemake or Luigi run is killed (its wall is then a lower bound).")
@@ -311,29 +344,28 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, work: Path) -> int:
-    sizes = args.sizes or ([200] if args.quick else [1_000, 10_000, 100_000])
-    peers_at = {"snakemake": [] if args.no_peers else sizes[:2], "luigi": [] if args.no_peers else sizes[:1]}
-    noop_at = sizes[0] if args.quick else next((n for n in sizes if n >= 10_000), sizes[-1])
+    sizes = args.sizes
+    noop_at = next((n for n in sizes if n >= 10_000), sizes[0])
     bench = Bench(work, args.timeout, args.peer_timeout)
-    # repropack first at every size, the slow peers after: a run cut short still has repropack's figures
-    print("\nrepropack", flush=True)
-    bench.floor = floor(work, sizes[0])
-    for n in sizes:
-        bench.repropack(n)
+    first = sizes[0]
+    names = ["repropack", "floor"] + ([] if args.no_peers else ["snakemake", "luigi"])
+    for r in range(args.rounds):
+        order = names[r % len(names):] + names[:r % len(names)]  # who goes first rotates
+        print(f"\nround {r + 1} at {first:,}: {', '.join(order)}", flush=True)
+        for name in order:
+            root = getattr(bench, name)(first, f"r{r}")
+            if name == "repropack" and r == 0 and noop_at == first:
+                bench.repropack_noop(first, root)
+    for n in sizes[1:]:
+        print(f"\nrepropack alone at {n:,}", flush=True)
+        root = bench.repropack(n, "r0")
         if n == noop_at:
-            bench.repropack_noop(n)
-    if peers_at["luigi"] or peers_at["snakemake"]:
-        print("\npeers", flush=True)
-    for n in sizes:
-        if n in peers_at["luigi"]:
-            bench.luigi(n)
-        if n in peers_at["snakemake"]:
-            bench.snakemake(n)
-    summary(bench, sizes, peers_at, noop_at, args.quick)
-    failed = [f"{name} {n}" for (name, n), t in bench.results.items() if not t.ok and t.code is not None]
-    if failed:
-        print(f"\nruns that failed: {', '.join(failed)}")
-    return 1 if failed else 0
+            bench.repropack_noop(n, root)
+        shutil.rmtree(root, ignore_errors=True)
+    summary(bench, sizes, args.rounds)
+    if bench.failed:
+        print(f"\nruns that failed: {', '.join(bench.failed)}")
+    return 1 if bench.failed else 0
 
 
 if __name__ == "__main__":
