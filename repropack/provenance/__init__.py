@@ -1,0 +1,91 @@
+"""Provenance of a run: a Provenance Run Crate (RO-Crate 1.1) and one CycloneDX SBOM per environment.
+
+Built from the run records only (:mod:`repropack.provenance.source` reads them into the
+:class:`~repropack.provenance.model.RunFacts` the builders take). Written beside the records::
+
+    .repropack/runs/<run-id>/provenance/
+        ro-crate-metadata.json      the crate; its root is the project folder (docs/provenance.md)
+        sbom/<env>.cdx.json         CycloneDX 1.6 JSON of each environment
+
+:func:`write_provenance` is what ``repropack run`` calls at its end and ``repropack provenance``
+calls for an earlier run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from repropack.provenance.model import RunFacts
+
+CRATE_NAME = "ro-crate-metadata.json"
+PROVENANCE_DIR = "provenance"
+SBOM_DIR = "sbom"
+
+
+@dataclass
+class Written:
+    crate: Path
+    sboms: dict[str, Path] = field(default_factory=dict)
+    packages: dict[str, int] = field(default_factory=dict)  # environment -> packages in its SBOM
+    actions: int = 0
+
+
+def default_dir(root: Path, run_id: str) -> Path:
+    from repropack.run.rundir import run_root
+
+    return run_root(Path(root), run_id) / PROVENANCE_DIR
+
+
+def write_facts(facts: RunFacts, out_dir: Path, redactor: object | None = None) -> Written:
+    """Write the crate and the SBOMs of ``facts`` into ``out_dir`` (each file replaced atomically)."""
+    from repropack.provenance.crate import build_crate
+    from repropack.provenance.sbom import build_sbom, environments_of
+
+    root = Path(facts.root).resolve()
+    out_dir = Path(out_dir).resolve()
+    written = Written(crate=out_dir / CRATE_NAME)
+    ids: dict[str, str] = {}
+    for env in environments_of(facts):
+        text, count = build_sbom(facts, env, root)
+        path = out_dir / SBOM_DIR / f"{_safe(env.name)}.cdx.json"
+        _write_atomic(path, text)
+        written.sboms[env.name], written.packages[env.name] = path, count
+        ids[env.name] = os.path.relpath(path, root) if path.is_relative_to(root) else path.as_uri()
+    data = build_crate(facts, ids, redactor)  # type: ignore[arg-type]
+    _write_atomic(written.crate, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    written.actions = len(facts.instances)
+    return written
+
+
+def write_provenance(root: Path, run_id: str | None = None, out_dir: Path | None = None) -> Written:
+    """Read a run's records (default: the last run) and write its crate and SBOMs
+    (default: into the run's own directory)."""
+    from repropack.provenance.source import read_facts
+
+    facts, redactor = read_facts(Path(root), run_id)
+    target = out_dir if out_dir is not None else default_dir(Path(root), facts.run_id)
+    return write_facts(facts, target, redactor)
+
+
+def _safe(name: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "environment"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)  # replaces the entry (a link planted at ``path`` is replaced, not followed)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+__all__ = ["CRATE_NAME", "RunFacts", "Written", "default_dir", "write_facts", "write_provenance"]
