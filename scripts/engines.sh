@@ -231,6 +231,9 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 JobAcctGatherType=jobacct_gather/linux
 MinJobAge=300
+# A job that states no --mem gets a share of the node, not all of it (with CR_Core_Memory and no
+# default, each such job would take the whole node's memory and the jobs would run one at a time).
+DefMemPerCPU=$(( memmb / cpus ))
 NodeName=$host CPUs=$cpus RealMemory=$memmb State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF

@@ -64,9 +64,20 @@ Contract
 ``close()``
     Releases engine connections; does not stop running jobs.
 
-Not yet: job-side results (a record of each output's sha256 and size written
-beside the step on the execution side, so the runner verifies instead of
-hashing) arrive with the first backend without a shared filesystem.
+Job-side results
+----------------
+A remote backend runs :mod:`repropack.backends.jobside` beside the step on the
+execution side: on the node around ``apptainer exec`` (SLURM), or inside a
+container that has no repropack installed (Batch). It may assume a POSIX shell
+and at most Python's standard library (``jobside.sh`` with ``sha256sum`` where
+no ``python3`` exists). It runs the attempt's script with exactly ``job.env``,
+measures wall, CPU and peak memory (the job's cgroup where there is one), hashes
+each of ``job.outputs`` (sha256, size) and appends one results line (run records
+format 2) to ``results/<writer>.jsonl`` of the run directory, with the attempt's
+streams framed in ``streams/<writer>.log``. The backend turns those lines into
+statuses (their figures in :attr:`JobStatus.metrics`, the digests under
+``metrics["outputs"]``); today the runner still hashes outputs itself on the
+shared filesystem as well.
 """
 
 from __future__ import annotations
@@ -128,6 +139,10 @@ class Job:
     writable_ids: tuple[str, ...] = ()
     runtime_flags: tuple[str, ...] = ()  # profile's extra flags (apptainer-flags, docker-flags)
     labels: Mapping[str, str] = field(default_factory=dict)
+    step: str = ""  # the step's name: a batch backend groups the instances of one step into an array
+    options: Mapping[str, Any] = field(default_factory=dict)  # the profile's backend options (partition, pack, ...)
+    # (declared path, path the step writes), project-relative: job-side results hash what was written
+    outputs: tuple[tuple[str, str], ...] = ()
 
     @property
     def script_path(self) -> Path:
@@ -189,6 +204,7 @@ class BackendContext:
     run_id: str
     runtimes: frozenset[str] = frozenset()  # the runtimes the run's profiles use on this backend
     supervisor: Any = None  # local only: the run's watchdog, told of every process group and container
+    root: Path | None = None  # the project root (a remote backend keeps its job index and records there)
 
 
 class Backend(ABC):

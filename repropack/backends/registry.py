@@ -1,7 +1,7 @@
 """Backends by name: how to create each one and what it declares about itself.
 
-``local`` is built in; ``slurm`` and ``aws-batch`` are known (the manifest accepts
-their profile keys) but not available yet, so a run refuses them at plan time. A
+``local`` and ``slurm`` are built in; ``aws-batch`` is known (the manifest accepts
+its profile keys) but not available yet, so a run refuses it at plan time. A
 test (or, later, a plug-in) adds one with :func:`register`; the manifest's
 ``backend = "..."`` accepts exactly the names registered here, and suggests the
 nearest one otherwise.
@@ -17,10 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from repropack.backends.base import Backend, BackendContext, Capabilities
+from repropack.backends.base import Backend, BackendContext, Capabilities, JobResources
 
 Factory = Callable[[BackendContext], Backend]
 CapabilitiesOf = Callable[[Any], Capabilities]  # profile -> what the backend offers it
+# (profile, [(step, resources of its first attempt)]) -> problems, asked before anything is submitted
+Preflight = Callable[[Any, list[tuple[str, JobResources]]], list[str]]
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Entry:
     options: tuple[str, ...] = ()  # profile keys this backend accepts besides the common ones
     runtimes: tuple[str, ...] | None = None  # the runtimes it can run (None: any); the first is the default
     unavailable: str = "not available yet"
+    preflight: Preflight | None = None
 
     @property
     def available(self) -> bool:
@@ -41,10 +44,11 @@ _ENTRIES: dict[str, Entry] = {}
 
 
 def register(name: str, factory: Factory | None, capabilities: CapabilitiesOf | Capabilities, *,
-             options: tuple[str, ...] = (), runtimes: tuple[str, ...] | None = None) -> Entry:
+             options: tuple[str, ...] = (), runtimes: tuple[str, ...] | None = None,
+             preflight: Preflight | None = None) -> Entry:
     """Make ``name`` a backend a profile may name (replaces an entry of that name)."""
     caps = capabilities if callable(capabilities) else (lambda profile, _c=capabilities: _c)
-    entry = Entry(name, factory, caps, options, runtimes)
+    entry = Entry(name, factory, caps, options, runtimes, preflight=preflight)
     _ENTRIES[name] = entry
     return entry
 
@@ -76,6 +80,12 @@ def capabilities(profile: Any) -> Capabilities:
     return _ENTRIES[profile.backend].capabilities(profile)
 
 
+def preflight(profile: Any, steps: list[tuple[str, JobResources]]) -> list[str]:
+    """What the profile's backend says it can never run, before anything is submitted (none: [])."""
+    entry = _ENTRIES[profile.backend]
+    return entry.preflight(profile, steps) if entry.preflight else []
+
+
 def create(name: str, context: BackendContext) -> Backend:
     entry = _ENTRIES[name]
     if entry.factory is None:
@@ -103,9 +113,28 @@ def _remote(*, staging: bool) -> CapabilitiesOf:
     return of
 
 
+def _slurm(context: BackendContext) -> Backend:
+    from repropack.backends.slurm.backend import SlurmBackend
+
+    return SlurmBackend(context)
+
+
+def _slurm_capabilities(profile: Any) -> Capabilities:
+    from repropack.backends.slurm.checks import capabilities
+
+    return capabilities(profile)
+
+
+def _slurm_preflight(profile: Any, steps: list[tuple[str, JobResources]]) -> list[str]:
+    from repropack.backends.slurm.checks import preflight
+
+    return preflight(profile, steps)
+
+
 register("local", _local, _local_capabilities)
-register("slurm", None, _remote(staging=False),
-         options=("partition", "account", "qos", "sbatch-args", "reservation", "constraint"))
+register("slurm", _slurm, _slurm_capabilities, preflight=_slurm_preflight,
+         options=("partition", "account", "qos", "sbatch-args", "reservation", "constraint", "pack",
+                  "array-throttle"))
 register("aws-batch", None, _remote(staging=True), options=("queue", "job-definition", "region", "endpoint", "bucket"),
          runtimes=("docker",))
 _BUILTIN = frozenset(_ENTRIES)

@@ -11,7 +11,7 @@ from repropack.backends import registry
 from repropack.manifest.model import CausePattern, DataItem, Environment, Image, Profile, Project
 from repropack.manifest.placeholders import IDENTIFIER_RE, value_text
 from repropack.manifest.positions import KeyPath
-from repropack.manifest.units import UnitError, parse_bytes
+from repropack.manifest.units import UnitError, parse_bytes, parse_seconds
 from repropack.manifest.validate import NAME_RE, Checker, normalize_path, path_problem, shown, type_name
 from repropack.paths import protected_problem
 
@@ -275,6 +275,27 @@ def _env_names(check: Checker, table: dict[str, Any], option: str, key: KeyPath)
     return names
 
 
+def _pack(check: Checker, table: dict[str, Any], key: KeyPath) -> int | str | None:
+    """``pack``: instances per array element (an integer), or a duration each element is filled up to
+    with its members' declared times (``"10m"``, kept as ``"600s"``)."""
+    if "pack" not in table:
+        return None
+    value = table["pack"]
+    if not check.expect(value, (int, str), key + ("pack",), "an integer (instances per element) or a duration"):
+        return None
+    if isinstance(value, int):
+        if value < 1:
+            check.error(key + ("pack",), f"must be at least 1, found {value}")
+            return None
+        return value
+    try:
+        seconds = parse_seconds(value)
+    except UnitError as exc:
+        check.error(key + ("pack",), str(exc))
+        return None
+    return f"{seconds}s"
+
+
 def profile(check: Checker, name: str, table: dict[str, Any], key: KeyPath) -> Profile:
     backend = check.string(table, "backend", key) or "local"
     entry = registry.get(backend)
@@ -314,6 +335,10 @@ def profile(check: Checker, name: str, table: dict[str, Any], key: KeyPath) -> P
     for option in options:
         if option == "sbatch-args":
             opts[option] = check.strings(table, option, key) if option in table else None
+        elif option == "array-throttle":
+            opts[option] = check.integer(table, option, key, minimum=1)
+        elif option == "pack":
+            opts[option] = _pack(check, table, key)
         else:
             opts[option] = check.string(table, option, key)
     return Profile(

@@ -307,7 +307,7 @@ class Executor(UnitMixin):
             # held until the job is submitted (its mounts made), so no other folder can take the inode
             mounts = outputs.writable_dirs(self.tree) if profile.runtime != "host" else []
             try:
-                job = self._job(inst, profile, attempt, adir, idir, mounts, res, command, slot)
+                job = self._job(inst, profile, attempt, adir, idir, mounts, res, command, slot, outputs)
                 if profile.runtime == "host" and self.snapshot is None:
                     self.snapshot = Snapshot.take(self.root)
                 backend = self.r.backend_for(profile, self.supervisor)
@@ -350,7 +350,7 @@ class Executor(UnitMixin):
         ran = max(0.0, time.time() - started) if started is not None else 0.0
         active.deadline = time.monotonic() - ran + active.resources.time
 
-    def _job(self, inst, profile, attempt, adir, idir, mounts, res, command, slot) -> Job:
+    def _job(self, inst, profile, attempt, adir, idir, mounts, res, command, slot, outputs) -> Job:
         runtime = profile.runtime
         prefix = self.r.environments.host_prefix(inst.step.environment) if runtime == "host" else None
         marker = (profile.name, runtime, inst.step.environment, res.cpus, slot)
@@ -371,7 +371,8 @@ class Executor(UnitMixin):
                    attempt_dir=adir.path, script=render_script(inst.id, attempt, command), env=env,
                    resources=res, runtime=runtime, image=image, env_prefix=prefix, writable=writable,
                    writable_ids=mount_ids(writable[:2], mounts) if runtime != "host" else (),
-                   runtime_flags=tuple(flags), labels=self.r.labels())
+                   runtime_flags=tuple(flags), labels=self.r.labels(), step=inst.step.name,
+                   options=profile.options, outputs=tuple(zip(outputs.final, outputs.written)))
 
     def _instance_record(self, inst: Any, profile: Any) -> dict[str, Any]:
         return {"id": inst.id, "step": inst.step.name, "wildcards": dict(inst.wildcards), "run": self.r.run_id,

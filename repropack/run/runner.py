@@ -27,6 +27,7 @@ from repropack.backends.base import Backend, BackendContext, Capabilities, JobHa
 from repropack.errors import ResourceRequestRefused, RunError, RunInterrupted, StorageError
 from repropack.redact import Redactor, project_redactor
 from repropack.run import rundir
+from repropack.run.attempt import resources_for
 from repropack.run.environments import Environments
 from repropack.run.journal import JOURNAL_NAME, Journal, compact, load_state, needs_compaction
 from repropack.run.keys import FileHashCache
@@ -167,12 +168,22 @@ class Runner:
             if why:
                 problems.append(f"step {inst.id} {why}")
         problems += self._groups_that_never_fit(limits)
+        problems += self._preflight(profiles)
         self._check_co_scheduling()
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise ResourceRequestRefused(f"{problems[0]}{more}; nothing was run",
                                          hint="lower its resources or raise the profile's caps")
         return Scheduler(_smallest(limits.values()))
+
+    def _preflight(self, profiles: dict[str, Profile]) -> list[str]:
+        """Ask each profile's backend what it can never run (a partition's limits), before submitting."""
+        problems: list[str] = []
+        for name, profile in profiles.items():
+            steps = [(i.step.name, resources_for(i.step, 1)) for i in self.dag.instances.values()
+                     if self.profile_for(i).name == name]
+            problems += registry.preflight(profile, steps)
+        return problems
 
     def _groups_that_never_fit(self, limits: dict[str, Capacity]) -> list[str]:
         """Pipe groups whose members, which must all run at once, can never be started together."""
@@ -222,7 +233,7 @@ class Runner:
         backend = self._backends.get(profile.backend)
         if backend is None:
             runtimes = frozenset(p.runtime for p in self._used.values() if p.backend == profile.backend)
-            context = BackendContext(run_id=self.run_id, runtimes=runtimes, supervisor=supervisor)
+            context = BackendContext(run_id=self.run_id, runtimes=runtimes, supervisor=supervisor, root=self.root)
             backend = self._backends[profile.backend] = registry.create(profile.backend, context)
         return backend
 

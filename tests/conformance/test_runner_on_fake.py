@@ -236,8 +236,8 @@ def test_ctrl_c_cancels_what_runs_and_keeps_what_finished(fake, tmp_path):
 
 def test_an_unavailable_backend_is_refused_before_anything_runs(tmp_path):
     root = project(tmp_path / "p")
-    (root / "repropack.toml").write_text((root / "repropack.toml").read_text().replace('"fake"', '"slurm"'))
-    with pytest.raises(RunError, match="profile 'remote': the slurm backend is not available yet"):
+    (root / "repropack.toml").write_text((root / "repropack.toml").read_text().replace('"fake"', '"aws-batch"'))
+    with pytest.raises(RunError, match="profile 'remote': the aws-batch backend is not available yet"):
         run(root)
 
 
