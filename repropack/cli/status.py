@@ -51,6 +51,9 @@ def command(project_dir, as_json):
             say(f"failed: {iid}: {entry.get('failure')}: {entry.get('message')}  (repropack logs {iid})")
             if entry.get("cause"):
                 say(f"  cause: {entry['cause']['cause']} ({entry['cause']['evidence']}); fix: {entry['cause']['fix']}")
+    for iid, entry in table.items():
+        if entry.get("state") == "changed":
+            say(f"changed: {iid}: {entry.get('message')}")
     if any(e.get("state") == "unknown" for e in table.values()):
         say("unknown: not reached by the last run (finished by an earlier one); `repropack run --dry-run` says "
             "whether it is up to date")
@@ -62,14 +65,24 @@ def _add_causes(root, table: dict, masks) -> None:
     if not failed:
         return
     from repropack.manifest import load_manifest_or_none
-    from repropack.observe.causes import diagnose_dir, table_for
+    from repropack.observe.causes import table_for
     from repropack.redact import project_redactor
 
     manifest = load_manifest_or_none(root)
     causes, redact = table_for(manifest), project_redactor(manifest, digests=masks)
-    for entry in failed:
-        where = entry.get("dir")
-        cause = diagnose_dir(root / where if isinstance(where, str) else None, entry.get("failure"), causes)
+    from repropack.observe.attempts import diagnose_attempt
+    from repropack.run.records.reader import open_run
+
+    views: dict = {}
+    for iid, entry in table.items():
+        if entry.get("state") != "failed" or not entry.get("run"):
+            continue
+        if entry["run"] not in views:
+            try:
+                views[entry["run"]] = open_run(root, entry["run"])
+            except FileNotFoundError:
+                views[entry["run"]] = None
+        cause = diagnose_attempt(views[entry["run"]], iid, entry.get("failure"), causes)
         if cause is not None:
             entry["cause"] = {**cause.to_record(), "evidence": redact(cause.evidence)}
 

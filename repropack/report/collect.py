@@ -1,16 +1,18 @@
 """Read the journal and run directories of a project into a :class:`~repropack.report.model.Report`.
 
 The journal gives every attempt's times, metrics (wall, CPU, peak memory),
-requested resources and failure class; run directories give what a failure
-looks like (the script that ran, the tail of its logs). Dependencies come from
-expanding the project's manifest (with the run's ``--param`` values); when it no
-longer expands, from the inputs and outputs the run directories recorded.
+requested resources and failure class; the run's records, read through the one
+reader (:mod:`repropack.run.records.reader`, formats 1 and 2), give the rest:
+dependencies (format 2: ``instances.jsonl``'s ``deps``; format 1: each instance
+folder's inputs matched with the outputs journaled ``done``), the instances the
+run planned and found up to date (``cached_from``), and what a failure looks like
+(the script that ran, the tail of its logs). Today's manifest is never expanded
+for them: the report describes the run as it was.
 Everything shown from a script, log or argv passes through the redactor first.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -44,7 +46,7 @@ def collect(root: Path, *, redactor: Redactor | None = None, log_lines: int = LO
     from repropack.run.runner import JOURNAL
 
     root = Path(root).resolve()
-    run, records, done_before = _last_run(read_records(root / JOURNAL))
+    run, records, _ = _last_run(read_records(root / JOURNAL))
     if run is None:
         raise UsageError(f"no run recorded in {root} yet (run `repropack run` first)")
     running = is_locked(root)
@@ -65,17 +67,17 @@ def collect(root: Path, *, redactor: Redactor | None = None, log_lines: int = LO
     )
     report.instances = _fold(records, running)
     _add_untouched(report.instances, records)
-    dag = _expand_dag(manifest, run.get("argv") or []) if manifest is not None else None
-    _add_deps(root, report, dag, done_before)
+    view = _view(root, run["run"])
+    _add_deps(root, report, view)
     causes = None
     for inst in report.instances.values():
-        if inst.state == FAILED:
+        if inst.state == FAILED and view is not None:
             if causes is None:
                 from repropack.observe.causes import table_for
 
                 causes = table_for(manifest)
-            _failure_details(root, inst, redactor, log_lines)
-            _cause(root, inst, redactor, causes)
+            _failure_details(view, inst, redactor, log_lines)
+            _cause(view, inst, redactor, causes)
         inst.message = redactor(inst.message)
     report.critical_path, report.critical_seconds = critical_path(report.instances)
     for iid in report.critical_path:
@@ -178,100 +180,73 @@ def _step_of(iid: str) -> str:
     return iid.split("[", 1)[0]
 
 
-def _expand_dag(manifest: Any, argv: Sequence[str]) -> Any | None:
-    """The DAG with the run's --param values; None when it does not expand."""
-    from repropack.errors import ReproError
+def _view(root: Path, run_id: str) -> Any | None:
+    """The run's records (any format the reader knows); None when its folder is gone (cleaned)."""
+    from repropack.run.records.reader import open_run
 
     try:
-        from repropack.run.dag import expand
-
-        params = dict(p.partition("=")[::2] for p in _params(argv))
-        return expand(manifest, {k: v for k, v in params.items() if k in manifest.params})
-    except (ReproError, OSError, ValueError):
+        return open_run(root, run_id)
+    except FileNotFoundError:
         return None
 
 
-def _params(argv: Sequence[str]) -> list[str]:
-    out = []
-    for n, arg in enumerate(argv):
-        if arg == "--param" and n + 1 < len(argv):
-            out.append(argv[n + 1])
-        elif arg.startswith("--param="):
-            out.append(arg[len("--param="):])
-    return out
-
-
-def _add_deps(root: Path, report: Report, dag: Any | None, done_before: set[str]) -> None:
-    """Fill each instance's deps; add the DAG's instances this run skipped as cached (or not run)."""
+def _add_deps(root: Path, report: Report, view: Any | None) -> None:
+    """Fill each instance's deps from the run's records; add the instances it planned and found cached."""
     instances = report.instances
-    if dag is not None and all(iid in dag.instances for iid in instances):
-        report.deps_source = "manifest"
-        # The skipped instances are known only when the DAG is the one the run had (no step selection).
-        whole = len(dag.instances) == report.total
-        merged: dict[str, Instance] = {}
-        for iid, node in dag.instances.items():  # topological order, which the timeline keeps per step
+    if view is not None and view.format >= 2:
+        report.deps_source = "records"
+        for iid, record in view.instances.items():  # the run's plan order, which the timeline keeps per step
             inst = instances.get(iid)
             if inst is None:
-                if not whole:
-                    continue
-                state = CACHED if iid in done_before else NOT_RUN
-                inst = Instance(id=iid, step=node.step.name, state=state)
-            inst.deps = [d for d in node.deps if d in dag.instances]
-            merged[iid] = inst
-        merged.update((iid, inst) for iid, inst in instances.items() if iid not in merged)
-        report.instances = merged
-        return
-    report.deps_source = "run-dirs"
-    _deps_from_run_dirs(root, instances)
+                inst = instances[iid] = Instance(id=iid, step=record.step,
+                                                 state=CACHED if record.cached_from else NOT_RUN)
+            inst.step = record.step
+            inst.deps = list(record.deps or [])
+    else:
+        report.deps_source = "run-dirs"
+        if view is not None:
+            _deps_from_run_dirs(root, view, instances)
+    for inst in instances.values():
+        inst.deps = [d for d in inst.deps if d in instances and d != inst.id]
     if not any(inst.deps for inst in instances.values()) and len(instances) > 1:
         report.deps_source = "none"
 
 
-def _deps_from_run_dirs(root: Path, instances: Mapping[str, Instance]) -> None:
+def _deps_from_run_dirs(root: Path, view: Any, instances: Mapping[str, Instance]) -> None:
+    """Format 1 recorded no deps: an instance depends on whoever made its inputs (this run's
+    folders first, then the journal's done records, so cached producers count too)."""
+    from repropack.run.journal import read_records
+    from repropack.run.lookup import JOURNAL
+
     producers: dict[str, str] = {}
-    inputs: dict[str, list[str]] = {}
-    for iid, inst in instances.items():
-        if not inst.dir:
-            continue
-        try:
-            data = json.loads((root / inst.dir / "instance.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        for path in data.get("outputs") or []:
-            producers[path] = iid
-        if isinstance(data.get("inputs"), list):
-            inputs[iid] = data["inputs"]
-    for iid, paths in inputs.items():
-        instances[iid].deps = sorted({producers[p] for p in paths if p in producers and producers[p] != iid})
+    for record in read_records(root / JOURNAL, kinds=("done",)):
+        for path in record.get("outputs") or {}:
+            producers[path] = record["id"]
+    for iid, record in view.instances.items():
+        producers.update((path, iid) for path in record.outputs)
+    for iid, record in view.instances.items():
+        if iid in instances:
+            instances[iid].deps = sorted({producers[p] for p in record.inputs if p in producers} - {iid})
 
 
-def _failure_details(root: Path, inst: Instance, redactor: Redactor, lines: int) -> None:
-    from repropack.run.rundir import InstanceDir, tail
-
+def _failure_details(view: Any, inst: Instance, redactor: Redactor, lines: int) -> None:
     if inst.failure is None and inst.attempts:
         inst.failure = inst.attempts[-1].failure
-    if not inst.dir:
-        return
-    last = InstanceDir(root / inst.dir).last_attempt()
+    last = view.last_attempt(inst.id)
     if last is None:
         return
-    try:
-        script = last.script.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        script = ""
-    inst.command = redactor(_command_of(script))
+    inst.command = redactor(_command_of(view.script(inst.id, last) or ""))
     for name in ("stderr", "stdout"):
-        text = tail(getattr(last, name), lines, LOG_BYTES)
+        data = view.stream(last, name, max_bytes=LOG_BYTES)
+        text = "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
         if text.strip():
             inst.log_tail[name] = redactor(text)
 
 
-def _cause(root: Path, inst: Instance, redactor: Redactor, causes: Any) -> None:
-    from repropack.observe.causes import diagnose_dir
+def _cause(view: Any, inst: Instance, redactor: Redactor, causes: Any) -> None:
+    from repropack.observe.attempts import diagnose_attempt
 
-    last = inst.attempts[-1] if inst.attempts else None
-    cause = diagnose_dir(root / inst.dir if inst.dir else None, inst.failure, causes,
-                         exit_status=last.exit if last else None, signal=last.signal if last else None)
+    cause = diagnose_attempt(view, inst.id, inst.failure, causes)
     if cause is not None:
         inst.cause = {**cause.to_record(), "evidence": redactor(cause.evidence)}
 

@@ -126,7 +126,7 @@ class Report:
     steps: list[StepSummary] = field(default_factory=list)
     critical_path: list[str] = field(default_factory=list)
     critical_seconds: float = 0.0
-    deps_source: str = "manifest"  # manifest | run-dirs | none: where the dependencies came from
+    deps_source: str = "records"  # records (format 2) | run-dirs (format 1) | none: where the dependencies came from
     generated: float = 0.0
 
     @property

@@ -15,17 +15,24 @@ from repropack.run.journal import JOURNAL_NAME, read_records
 JOURNAL = Path(".repropack") / JOURNAL_NAME
 
 
-def journaled_dirs(root: Path) -> dict[str, Path]:
-    """Instance id -> its latest run directory (format 1) per the journal's records."""
-    dirs: dict[str, Path] = {}
-    for record in read_records(Path(root) / JOURNAL, kinds=("done", "failed", "start")):
-        if record.get("t") in ("done", "failed") and record.get("dir"):
-            dirs[record["id"]] = Path(root) / record["dir"]
-        elif record.get("t") == "start":
-            from repropack.run.rundir import instance_dir
+def journaled_runs(root: Path) -> dict[str, str]:
+    """Instance id -> the run that last started, finished or failed it, per the journal.
 
-            dirs[record["id"]] = instance_dir(Path(root), record["run"], record["id"]).path
-    return dirs
+    Only run ids are taken from the journal (never its ``dir`` paths, which a copied project
+    may carry from elsewhere): the records are then read from that run's folder.
+    """
+    runs: dict[str, str] = {}
+    for record in read_records(Path(root) / JOURNAL, kinds=("done", "failed", "start")):
+        runs[record["id"]] = record["run"]
+    return runs
+
+
+def evidence_runs(root: Path) -> dict[str, str]:
+    """Instance id -> the run whose records the journal's up-to-date result of it rests on
+    (the run of its latest ``done``): what ``clean`` keeps and ``status`` checks."""
+    from repropack.run.journal import load_state
+
+    return {iid: record["run"] for iid, record in load_state(Path(root) / JOURNAL, last_run=False).done.items()}
 
 
 def values_of(instance_id: str) -> list[str]:
@@ -43,7 +50,19 @@ def select(ids: Iterable[str], selector: str) -> list[str]:
     return [iid for iid in ids if iid.partition("[")[0] == step and (not value or value in values_of(iid))]
 
 
-def find_instances(root: Path, selector: str) -> dict[str, Path]:
-    """Instance id -> its run directory, for every journaled instance matching the selector."""
-    dirs = journaled_dirs(root)
-    return {iid: dirs[iid] for iid in select(dirs, selector)}
+def find_instances(root: Path, selector: str) -> dict[str, str]:
+    """Instance id -> the run holding its last records, for every journaled instance matching the selector."""
+    runs = journaled_runs(root)
+    return {iid: runs[iid] for iid in select(runs, selector)}
+
+
+def open_instance(root: Path, instance_id: str, run_id: str | None = None):
+    """(the RunView of ``run_id`` (default: the journal's last run of the instance) read for this
+    instance only, its InstanceRecord or None)."""
+    from repropack.run.records.reader import open_run
+
+    run_id = run_id or journaled_runs(root).get(instance_id)
+    if run_id is None:
+        raise FileNotFoundError(instance_id)
+    view = open_run(root, run_id, only={instance_id})
+    return view, view.instances.get(instance_id)

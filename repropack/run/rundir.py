@@ -1,4 +1,7 @@
-"""Run directories: one per step instance, with fixed file names.
+"""Run directories: one per step instance, with fixed file names (format 1 of the run records).
+
+Every reader goes through :mod:`repropack.run.records.reader`, which reads this layout and
+format 2 (:mod:`repropack.run.records.format`) into one view.
 
 Layout (every backend writes the same names, so status, logs, provenance and
 the report read one format whether a job ran here, under SLURM or on Batch)::

@@ -5,7 +5,12 @@ it up to date and skipped it), ``failed``, ``not-run`` (the last run selected it
 started it: an upstream failed, or the run was stopped), ``running`` (the last run is still
 going), ``interrupted`` (started by a last run that ended without finishing it), ``unknown``
 (the last run never reached it, e.g. it ran other steps or died first; an earlier run finished
-it, ``last_done`` says which) and ``never-run`` (no run has finished it).
+it, ``last_done`` says which), ``never-run`` (no run has finished it) and ``changed`` (a run
+finished it, but the files on disk no longer have the digests its results record names: it is
+not done, ``message`` says which file; the next run reruns it).
+
+Every finished instance's entry names the run its records are in (``records``), read through
+:mod:`repropack.run.records.reader` (format 1 or 2).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-STATES = ("done", "cached", "failed", "not-run", "running", "interrupted", "unknown", "never-run")
+STATES = ("done", "cached", "failed", "not-run", "running", "interrupted", "unknown", "never-run", "changed")
 
 
 def last_run_status(root: Path, instances: Mapping[str, str] | None = None) -> tuple[dict | None, dict[str, dict]]:
@@ -39,7 +44,33 @@ def last_run_status(root: Path, instances: Mapping[str, str] | None = None) -> t
     running = end is None and active
     for record in state.last_run_records:
         _apply(table, record, running)
+    check_results(root, state.done, table)
     return run, table
+
+
+def check_results(root: Path, done: Mapping[str, dict], table: dict[str, dict]) -> None:
+    """Each finished instance: where its records are, and whether the files still match them."""
+    from repropack.run.keys import FileHashCache
+    from repropack.run.records.reader import open_run
+    from repropack.run.verify import stale_outputs
+
+    by_run: dict[str, set[str]] = {}
+    for iid, entry in table.items():
+        if entry.get("state") in ("done", "cached", "unknown") and iid in done:
+            by_run.setdefault(done[iid].get("run"), set()).add(iid)
+    hashes = FileHashCache(root)
+    for run_id, ids in by_run.items():
+        try:
+            view = open_run(root, run_id, only=ids)
+        except FileNotFoundError:
+            for iid in ids:
+                table[iid]["records"] = None  # removed (by an older clean): status still answers
+            continue
+        for iid in sorted(ids):
+            table[iid]["records"] = run_id
+            problems = stale_outputs(root, view.outputs(iid), hashes)
+            if problems:
+                table[iid].update(state="changed", message="; ".join(problems) + ": not done")
 
 
 def _steps_of(done: Mapping[str, dict]) -> dict[str, str]:
@@ -72,7 +103,7 @@ def _apply(table: dict[str, dict], record: dict[str, Any], running: bool) -> Non
         entry.update(state="done", attempts=record.get("attempts"))
     elif kind == "failed":
         entry.update(state="failed", failure=record.get("failure"), message=record.get("message"),
-                     attempts=record.get("attempts"), dir=record.get("dir"))
+                     attempts=record.get("attempts"), dir=record.get("dir"), run=record.get("run"))
     elif kind in ("submit", "start", "attempt") and entry.get("state") not in ("done", "failed"):
         entry.update(state="running" if running else "interrupted", attempts=record.get("attempt"))
     else:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+from repropack.run.journal import load_state
 from repropack.run.lookup import JOURNAL
 
 
 def expected_digests(root: Path, against: Path | None = None) -> dict[str, str]:
     """Project-relative path -> sha256, from ``against`` (sha256sum format) or the journal's done records."""
     from repropack.run.checksums import parse_checksums
-    from repropack.run.journal import load_state
 
     if against is not None:
         try:
@@ -26,9 +26,31 @@ def expected_digests(root: Path, against: Path | None = None) -> dict[str, str]:
 
             raise UsageError(f"--against {against}: {exc.strerror}") from exc
         return parse_checksums(text, source=str(against), root=root)
+    return recorded_digests(root)
+
+
+def recorded_digests(root: Path) -> dict[str, str]:
+    """Path -> digest of every output the journal calls up to date, as its run's records give it
+    (read through the one reader, formats 1 and 2); the journal's own copy where they are gone."""
+    from repropack.run.records.reader import open_run
+
+    state = load_state(Path(root) / JOURNAL, last_run=False)
+    by_run: dict[str, set[str]] = {}
+    for iid, record in state.done.items():
+        by_run.setdefault(record.get("run"), set()).add(iid)
     expected: dict[str, str] = {}
-    for record in load_state(Path(root) / JOURNAL).done.values():
-        expected.update(record.get("outputs") or {})
+    for run_id in sorted(by_run, key=str):
+        ids = by_run[run_id]
+        try:
+            view = open_run(root, run_id, only=ids)
+        except FileNotFoundError:
+            view = None
+        for iid in sorted(ids):
+            outputs = view.outputs(iid) if view is not None else []
+            if outputs:
+                expected.update((o.path, ("tree:" if o.type == "tree" else "") + o.sha256) for o in outputs if o.sha256)
+            else:
+                expected.update(state.done[iid].get("outputs") or {})
     return expected
 
 
@@ -67,3 +89,41 @@ def verify(root: Path, expected: dict[str, str]) -> dict[str, list]:
         else:
             report["changed"].append({"path": path, "expected": want, "actual": got})
     return report
+
+
+def result_problems(root: Path, outputs) -> list[str]:
+    """Why a results record's outputs (reader ``Output`` entries) are not what is on disk now: one
+    line per output that is missing or whose digest differs (the instance is then not done)."""
+    expected = {o.path: ("tree:" if o.type == "tree" else "") + o.sha256 for o in outputs if o.sha256}
+    if not expected:
+        return []
+    report = verify(root, expected)
+    problems = [f"{path}: the results record names it, the file is missing" for path in report["missing"]]
+    for entry in report["changed"]:
+        problems.append(f"{entry['path']}: the results record says sha256 {entry['expected'][:16]}…, "
+                        f"the file on disk has {entry['actual'][:16]}…")
+    return problems
+
+
+def stale_outputs(root: Path, outputs, hashes=None) -> list[str]:
+    """Like :func:`result_problems`, through the stat-keyed hash cache (a file is read only when its
+    stamp changed; the cache is not saved): what ``status`` can afford for every instance."""
+    from repropack.run.keys import FileHashCache
+    from repropack.run.safepath import UnsafePath
+
+    hashes = hashes if hashes is not None else FileHashCache(root)
+    problems = []
+    for out in outputs:
+        if out.type != "file" or not out.sha256:
+            continue
+        try:
+            digest = hashes.digest(out.path)
+        except (OSError, UnsafePath):
+            problems.append(f"{out.path}: cannot be read beneath the project")
+            continue
+        if digest is None:
+            problems.append(f"{out.path}: the results record names it, the file is missing")
+        elif digest != out.sha256:
+            problems.append(f"{out.path}: the results record says sha256 {out.sha256[:16]}…, "
+                            f"the file on disk has {digest[:16]}…")
+    return problems

@@ -54,17 +54,21 @@ def test_attempts_metrics_and_failure_details(fake_run):
     assert record["cpu_hours"] == pytest.approx((1.5 + 0.1 + 0.1) / 3600)
 
 
-def test_deps_from_the_manifest_and_cached_instances(fake_run):
-    run = fake_run(MANIFEST)
+def test_deps_come_from_the_records_not_from_todays_manifest(fake_run):
+    from repropack.run.journal import Journal
+
+    run = fake_run(MANIFEST.replace('"work/{s}.txt"]\noutputs = ["all.txt"]', '"data/a.txt"]\noutputs = ["all.txt"]'))
+    with Journal(run.root / ".repropack" / "journal.jsonl", "20251231T000000Z-000000") as earlier:
+        earlier.append("done", id="prep[s=a]", step="prep", key="k", outputs={"work/a.txt": "0" * 64})
     run.start(3)
-    run.instance("prep[s=b]", "prep", 0.0, 3.0)
-    run.instance("gather", "gather", 3.0, 1.0)
+    run.journal.append("skipped", ids=["prep[s=a]"])
+    run.instance("prep[s=b]", "prep", 0.0, 3.0, outputs=["work/b.txt"])
+    run.instance("gather", "gather", 3.0, 1.0, inputs=["work/a.txt", "work/b.txt"], outputs=["all.txt"])
     run.end()
-    # prep[s=a] has a `done` from an earlier run in a real journal; here it simply did not run
-    report = collect(run.root)
-    assert report.deps_source == "manifest"
+    report = collect(run.root)  # format 1: inputs matched with outputs, the cached producer's from the journal
+    assert report.deps_source == "run-dirs"
     assert report.instances["gather"].deps == ["prep[s=a]", "prep[s=b]"]
-    assert report.instances["prep[s=a]"].state == "not-run"
+    assert report.instances["prep[s=a]"].state == "cached"
     assert report.critical_path == ["prep[s=b]", "gather"]
     assert report.critical_seconds == pytest.approx(4.0)
     assert report.instances["gather"].critical and not report.instances["prep[s=a]"].critical
