@@ -9,7 +9,9 @@
 #              cgroups enforcing --mem
 #   registry   Debian's docker-registry on 127.0.0.1:5000
 #   browser    Debian's chromium, headless (the report's test opens the HTML report in it)
-# Usage: scripts/engines.sh [docker|base|apptainer|slurm|registry|browser]...   (none: all)
+#   prometheus Debian's prometheus, promtool and pushgateway, installed only: the Debian service is stopped and
+#              disabled; tests start their own server on 127.0.0.1 (scripts/engines.d/prometheus.sh)
+# Usage: scripts/engines.sh [docker|base|apptainer|slurm|registry|browser|prometheus]...   (none: all)
 # It ends by running a command in each engine brought up and exits non-zero if any does not work.
 # Logs: /var/log/repropack-engines-*.log (run: this script's own output). docs/engines.md explains it.
 set -euo pipefail
@@ -40,12 +42,12 @@ esac
 want=()
 for arg in "$@"; do
   case "$arg" in
-    docker|base|apptainer|slurm|registry|browser) want+=("$arg") ;;
+    docker|base|apptainer|slurm|registry|browser|prometheus) want+=("$arg") ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-    *) die "unknown engine '$arg' (choose from: docker base apptainer slurm registry browser)" ;;
+    *) die "unknown engine '$arg' (choose from: docker base apptainer slurm registry browser prometheus)" ;;
   esac
 done
-[ ${#want[@]} -gt 0 ] || want=(docker base apptainer slurm registry browser)
+[ ${#want[@]} -gt 0 ] || want=(docker base apptainer slurm registry browser prometheus)
 has() { local w; for w in "${want[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
 has apptainer && ! has base && want+=(base)
 has docker && ! has base && want+=(base)
@@ -131,7 +133,23 @@ has apptainer && [ -n "$need_shim" ] && pkgs+=(patchelf gcc libc6-dev python3)
 has slurm && pkgs+=(slurm-wlm slurmdbd munge mariadb-server)
 has registry && pkgs+=(docker-registry)
 has browser && pkgs+=(chromium fonts-dejavu-core)
+has prometheus && pkgs+=(prometheus prometheus-pushgateway)
 apt_install "${pkgs[@]}"
+
+# ---------------------------------------------------------------- prometheus
+if has prometheus; then
+  phase prometheus
+  # The package's own service would scrape and listen on all interfaces (9090): stop it, keep it off.
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus prometheus-node-exporter prometheus-pushgateway >/dev/null 2>&1 || true
+  else
+    for svc in prometheus prometheus-node-exporter prometheus-pushgateway; do
+      [ -x "/etc/init.d/$svc" ] && { "/etc/init.d/$svc" stop >/dev/null 2>&1 || true; }
+      update-rc.d "$svc" disable >/dev/null 2>&1 || true
+    done
+  fi
+  log "prometheus $(prometheus --version 2>&1 | awk 'NR == 1 {print $3}'), promtool, prometheus-pushgateway"
+fi
 
 # ---------------------------------------------------------------- docker
 if has docker; then
@@ -377,6 +395,10 @@ if has browser; then
         --user-data-dir="$work/chromium" --dump-dom 'data:text/html,<p id=x></p><script>x.textContent="browser-"+"ok"</script>' \
         2>/dev/null) && grep -q 'browser-ok' <<<"$out" || die "headless chromium cannot run a page's script"
   log "check browser: $(chromium --version 2>/dev/null | head -1) ran a page's script headless"
+fi
+if has prometheus; then
+  out=$(bash "$HERE/engines.d/prometheus.sh" check "$work/prometheus" 2>&1) || die "prometheus does not run: $out"
+  log "check prometheus: $out"
 fi
 phase done
 log "all requested engines work (${want[*]}) in $((SECONDS - T0)) s"

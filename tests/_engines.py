@@ -122,6 +122,14 @@ def _check_browser() -> str | None:
     return "no chromium on PATH"
 
 
+def _check_prometheus() -> str | None:
+    for tool in ("prometheus", "promtool"):
+        done = _run(tool, "--version")
+        if isinstance(done, str):
+            return done
+    return None
+
+
 CHECKS: dict[str, Callable[[], str | None]] = {
     "docker": _check_docker,
     "apptainer": _check_apptainer,
@@ -129,6 +137,7 @@ CHECKS: dict[str, Callable[[], str | None]] = {
     "registry": _check_registry,
     "network": _check_network,
     "browser": _check_browser,
+    "prometheus": _check_prometheus,
 }
 ENGINE_MARKERS = tuple(CHECKS)
 

@@ -1,6 +1,6 @@
 """Shared test helpers.
 
-Engine tests: mark them ``@pytest.mark.docker`` (or apptainer, slurm, registry, network, browser);
+Engine tests: mark them ``@pytest.mark.docker`` (or apptainer, slurm, registry, network, browser, prometheus);
 the hook below skips them with the reason when the engine is unreachable, or fails them when
 REPROPACK_REQUIRE_ENGINES=1. Inside a test, ``require_engine("docker")`` does the same by hand.
 The checks live in tests/_engines.py (``from _engines import LOCAL_BASE_IMAGE, require_engine``).

@@ -24,13 +24,16 @@ from repropack.cli._text import safe, say
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a [params] value (repeatable).")
 @click.option("--rehash", is_flag=True,
               help="Hash every input, source and output again instead of trusting the hash cache's file stamps.")
+@click.option("--metrics", "metrics", metavar="HOST:PORT",
+              help="Serve Prometheus metrics at http://HOST:PORT/metrics while the run lasts (docs/observability.md).")
+@click.option("--pushgateway", metavar="URL", help="Push the run's final metrics to this Prometheus Pushgateway.")
 @project_dir
 @json_output
 @offline
 @frozen
 @verbosity
-def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, params, rehash, project_dir, as_json,
-            offline, frozen, quiet, verbose):
+def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, params, rehash, metrics, pushgateway,
+            project_dir, as_json, offline, frozen, quiet, verbose):
     """Run STEP... (default: every step), in parallel where the DAG allows.
 
     What the lock names but this machine lacks is downloaded and installed first (never re-solved);
@@ -58,11 +61,12 @@ def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, par
     events = make_events(as_json, quiet=quiet, verbose=verbose)
     runner = Runner(manifest, dag, options, events)
     _prepare(runner, as_json=as_json, quiet=quiet, verbose=verbose)
-    if isinstance(events, RichEvents):
-        with events:
+    with _observation(runner, manifest, dag, profile, metrics, pushgateway, quiet or as_json):
+        if isinstance(events, RichEvents):
+            with events:
+                result = runner.run()
+        else:
             result = runner.run()
-    else:
-        result = runner.run()
     for path in result.undeclared[:20]:
         say(f"warning: {path} appeared in the project but no step declares it as an output", err=True)
     if len(result.undeclared) > 20:
@@ -87,6 +91,39 @@ def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, par
                          failure=first.failure or "failed", log_tail="", run_dir=first.dir)
     if result.status != "ok":
         raise UsageError(f"run ended {result.status}")
+
+
+def _observation(runner, manifest, dag, profile, metrics, pushgateway, quiet: bool):
+    """Metrics (and the final push) beside the run, read from its journal: a no-op unless asked for."""
+    import contextlib
+
+    if not (metrics or pushgateway):
+        return contextlib.nullcontext()
+    from repropack.observe.session import Observation, ObserveOptions
+
+    try:
+        backend = manifest.profile(profile).backend
+    except KeyError:
+        backend = "local"
+    planned = {iid: inst.step.name for iid, inst in dag.instances.items()}
+    observation = Observation(manifest.root, runner.run_id, ObserveOptions(metrics=metrics, pushgateway=pushgateway),
+                              profile=profile or "local", backend=backend, planned=planned,
+                              warn=lambda line: say(f"warning: {line}", err=True))
+    return _announced(observation, quiet)
+
+
+def _announced(observation, quiet: bool):
+    import contextlib
+
+    @contextlib.contextmanager
+    def cm():
+        with observation:
+            if observation.address and not quiet:
+                host, port = observation.address
+                say(f"metrics: http://{host}:{port}/metrics", err=True)
+            yield
+
+    return cm()
 
 
 def _prepare(runner, *, as_json: bool, quiet: bool, verbose: int) -> None:

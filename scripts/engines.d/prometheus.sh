@@ -2,7 +2,8 @@
 # A private Prometheus server on 127.0.0.1, for tests and for trying `repropack run --metrics` by hand.
 #   prometheus.sh start DIR TARGET...   config and data under DIR, scrapes each HOST:PORT every second;
 #                                       prints "PORT PID" once the server answers /-/ready
-#   prometheus.sh stop DIR              stops the server started with DIR
+#   prometheus.sh pushgateway DIR       a Pushgateway; prints "PORT PID" once it answers /-/ready
+#   prometheus.sh stop DIR              stops the server (or gateway) started with DIR
 #   prometheus.sh check DIR             starts one scraping itself, asks its API for `up`, stops it
 # Nothing listens beyond 127.0.0.1; the Debian package's own service is not used.
 set -euo pipefail
@@ -39,6 +40,22 @@ CONF
   echo "prometheus did not come up:" >&2; tail -20 "$dir/prometheus.log" >&2; stop; return 1
 }
 
+pushgateway() {
+  local port i
+  mkdir -p "$dir"
+  port=$(free_port)
+  setsid prometheus-pushgateway --web.listen-address="127.0.0.1:$port" >"$dir/pushgateway.log" 2>&1 </dev/null &
+  echo $! >"$dir/pid"
+  for ((i = 0; i < 60; i++)); do
+    if curl -fsS --noproxy '*' "http://127.0.0.1:$port/-/ready" >/dev/null 2>&1; then
+      echo "$port $(cat "$dir/pid")"; return 0
+    fi
+    kill -0 "$(cat "$dir/pid")" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "prometheus-pushgateway did not come up:" >&2; tail -20 "$dir/pushgateway.log" >&2; stop; return 1
+}
+
 stop() {
   local pid
   pid=$(cat "$dir/pid" 2>/dev/null) || return 0
@@ -50,6 +67,7 @@ stop() {
 
 case "$cmd" in
   start) start "$@" ;;
+  pushgateway) pushgateway ;;
   stop) stop ;;
   check)
     read -r port _ < <(start "127.0.0.1:0")  # a target nothing answers: `up` is then 0, which is enough
