@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from repropack.backends import registry
-from repropack.backends.base import Backend, BackendContext, Capabilities, JobHandle
+from repropack.backends.base import Capabilities
 from repropack.errors import ResourceRequestRefused, RunError, RunInterrupted, StorageError
 from repropack.redact import Redactor, project_redactor
 from repropack.run import rundir
@@ -36,8 +36,9 @@ from repropack.run.pipes import pipe_units
 from repropack.run.plan import Decision, Planner, dry_run, refuse_outside_links
 from repropack.run.profiles import Profiles, keyed_env
 from repropack.run.safepath import ProjectTree
-from repropack.run.scheduler import UNLIMITED, Capacity, Demand, Scheduler
-from repropack.run.state import Active, InstanceResult
+from repropack.run.context import BackendPool, RunContext
+from repropack.run.scheduler import UNLIMITED, Capacity, Demand, Scheduler, demand_of
+from repropack.run.state import InstanceResult, LoopState
 from repropack.run.statefiles import check_state
 from repropack.run.supervisor import LABEL_PROJECT, LABEL_RUN, Supervisor
 
@@ -132,14 +133,10 @@ class Runner:
         self.run_id = new_run_id()
         self.environments = Environments(manifest, _provision(self.options))
         self.redactor = self.options.redactor or project_redactor(manifest)
-        self.results: dict[str, InstanceResult] = {}
-        self.active: dict[str, Active] = {}
-        self.stopping = False
-        self.interrupts = 0
-        self._delayed: list[tuple[float, str, int]] = []
+        self.state = LoopState()  # what the loop changes; the signal handler sets its `stopping`
+        self.backends: BackendPool | None = None  # made once the supervisor runs
         self._profiles = Profiles(manifest, self.options.profile)
         self._used: dict[str, Profile] = {}  # profile name -> the profiles the run's instances use
-        self._backends: dict[str, Backend] = {}  # backend name -> the run's one instance
         self._caps: dict[str, Capabilities] = {}  # profile name -> what its backend declares
         self._labels: dict[str, str] | None = None
         self.units = pipe_units(dag)  # instances joined by pipes: they run together
@@ -164,7 +161,7 @@ class Runner:
                 continue  # checked with its group below
             profile = self.profile_for(inst)
             owner = f"profile {profile.name!r} (backend {profile.backend!r})"
-            why = Scheduler(limits[profile.name]).never_fits(self._demand(inst, 1), owner)
+            why = Scheduler(limits[profile.name]).never_fits(demand_of(inst, 1), owner)
             if why:
                 problems.append(f"step {inst.id} {why}")
         problems += self._groups_that_never_fit(limits)
@@ -193,7 +190,7 @@ class Runner:
                 continue
             names = sorted({self.profile_for(self.dag.instances[m]).name for m in members})
             owner = f"profile {names[0]!r}" if len(names) == 1 else None
-            demand = Demand.together([self._demand(self.dag.instances[m], 1) for m in members])
+            demand = Demand.together([demand_of(self.dag.instances[m], 1) for m in members])
             why = Scheduler(_smallest(limits[n] for n in names)).never_fits(demand, owner)
             if why:
                 problems.append(f"pipe group {' + '.join(members)} ({len(members)} steps that stream to each "
@@ -228,15 +225,6 @@ class Runner:
                         "group's members side by side (both ends of a pipe must run at once)",
                         hint="run the piped steps on a local profile, or drop `pipe = true`")
 
-    def backend_for(self, profile: Profile, supervisor: Any) -> Backend:
-        """The run's one instance of the profile's backend, created on first use."""
-        backend = self._backends.get(profile.backend)
-        if backend is None:
-            runtimes = frozenset(p.runtime for p in self._used.values() if p.backend == profile.backend)
-            context = BackendContext(run_id=self.run_id, runtimes=runtimes, supervisor=supervisor, root=self.root)
-            backend = self._backends[profile.backend] = registry.create(profile.backend, context)
-        return backend
-
     def capabilities(self, profile: Profile) -> Capabilities:
         caps = self._caps.get(profile.name)
         if caps is None:
@@ -256,12 +244,6 @@ class Runner:
 
     def _data_paths(self) -> set[str]:
         return {item.path for item in self.manifest.data.values()}
-
-    @staticmethod
-    def _demand(inst: Any, attempt: int) -> Demand:
-        r = inst.step.resources
-        memory = r.memory.at(attempt) if r.memory is not None else 0
-        return Demand(cpus=max(1, int(r.cpus)), memory=memory, gpus=int(r.gpus or 0))
 
     def prepare_environments(self, reporter: Any = None) -> list[tuple[str, Path]]:
         """Fetch and create the host environments the selected steps use; returns those created now."""
@@ -309,18 +291,26 @@ class Runner:
         supervisor.start()
         planner = Planner(self.dag, state, hashes, self.environments, resume=self.options.resume,
                           keyed_env=keyed_env(self.root, self._profiles))
-        executor = Executor(self, planner, journal, hashes, scheduler, supervisor)
+        runtimes: dict[str, frozenset[str]] = {}
+        for p in self._used.values():
+            runtimes[p.backend] = runtimes.get(p.backend, frozenset()) | {p.runtime}
+        self.backends = BackendPool(self.run_id, runtimes, supervisor, self.root)
+        ctx = RunContext(root=self.root, run_id=self.run_id, dag=self.dag, units=self.units, options=self.options,
+                         events=self.events, redactor=self.redactor, environments=self.environments,
+                         profile_for=self.profile_for, capabilities=self.capabilities, labels=self.labels(),
+                         backends=self.backends, data_paths=frozenset(self._data_paths()))
+        executor = Executor(ctx, self.state, planner, journal, hashes, scheduler, supervisor)
         previous = _install_signals(self._on_signal)
         status = "failed"
         try:
-            self._cleanup_leftovers(supervisor)
+            self._cleanup_leftovers()
             self.events.planned(len(self.dag.instances))
             executor.loop()
-            status = "interrupted" if self.interrupts else ("failed" if executor.failed_any else "ok")
+            status = "interrupted" if self.state.interrupts else ("failed" if self.state.failed_any else "ok")
         finally:
             _restore_signals(previous)
             undeclared = _wind_down(executor, hashes, journal, supervisor, status)
-        result = RunResult(self.run_id, status, self.results, undeclared, fetched)
+        result = RunResult(self.run_id, status, self.state.results, undeclared, fetched)
         if status == "interrupted":
             raise RunInterrupted(f"run {self.run_id} stopped; {result.count('done')} instance(s) finished and kept")
         return result
@@ -338,20 +328,21 @@ class Runner:
         journal.append("run", **{k: v for k, v in info.items() if k != "run"})
         journal.flush()
 
-    def _cleanup_leftovers(self, supervisor: Any) -> None:
+    def _cleanup_leftovers(self) -> None:
+        assert self.backends is not None
         removed = []
         for profile in {p.backend: p for p in self._used.values()}.values():
-            removed += self.backend_for(profile, supervisor).cleanup_leftovers(project_label(self.root))
+            removed += self.backends.for_profile(profile).cleanup_leftovers(project_label(self.root))
         if removed:
             self.events.note(f"removed {len(removed)} container(s) left by an earlier run")
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        self.interrupts += 1
-        self.stopping = True
-        force = self.interrupts > 1
-        for backend in self._backends.values():
-            handles = [a.handle for a in self.active.values() if a.backend is backend]
-            backend.cancel(handles, force=force)
+        state = self.state
+        state.interrupts += 1
+        state.stopping = True
+        force = state.interrupts > 1
+        if self.backends is not None:
+            self.backends.cancel(state.active.values(), force=force)
         self.events.note("stopping: killing running steps" if force else "stopping (Ctrl-C again to kill at once)")
 
     def labels(self) -> Mapping[str, str]:

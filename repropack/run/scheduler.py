@@ -49,6 +49,13 @@ class Capacity:
         return ", ".join(p for p in parts if p)
 
 
+def demand_of(inst: object, attempt: int) -> Demand:
+    """What one attempt of an instance asks for (its memory may grow with the attempt)."""
+    r = inst.step.resources  # type: ignore[attr-defined]
+    memory = r.memory.at(attempt) if r.memory is not None else 0
+    return Demand(cpus=max(1, int(r.cpus)), memory=memory, gpus=int(r.gpus or 0))
+
+
 def capacity(*, cpus: int | None = None, memory: int | None = None, jobs: int | None = None) -> Capacity:
     """This machine's resources, lowered by the caps given (profile limits, -j)."""
     have_cpus, have_memory = machine_cpus(), machine_memory()

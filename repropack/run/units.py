@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from repropack.backends.base import CANCELLED
+from repropack.backends.base import CANCELLED, JobStatus
 from repropack.run.attempt import OutputFailure, collect_outputs
 from repropack.run.pipes import Relay, make_fifo, make_project_fifo, pipe_readers
 from repropack.run.plan import decide_unit
 from repropack.run.safepath import UnsafePath
-from repropack.run.state import InstanceResult, retry_delay
+from repropack.run import rundir
+from repropack.run.builder import Unstarted
 
 PIPE = "pipe"
 
@@ -36,25 +36,34 @@ class UnitState:
     refused: str = ""  # why the group could not be started (a stream's path leads outside)
 
 
-class UnitMixin:
-    def _resolve_unit(self, lead: str) -> None:
+class Units:
+    """The pipe units of a run: their members decided, started, watched, finished and retried together."""
+
+    def __init__(self, ctx: Any, state: Any, journal: Any, planner: Any, scheduler: Any, tree: Any,
+                 builder: Any, finisher: Any, frontier: Any, demand: Any):
+        self.ctx, self.state, self.journal, self.planner, self.scheduler = ctx, state, journal, planner, scheduler
+        self.tree, self.builder, self.finisher, self.frontier, self.demand = tree, builder, finisher, frontier, demand
+        self.dag, self.units, self.root = ctx.dag, ctx.units, ctx.root
+        self.unit_state: dict[str, UnitState] = {}
+
+    def resolve(self, lead: str) -> None:
         members = self.units[lead]
         decisions = decide_unit(self.planner, members)
         missing = next((d for d in decisions if d.missing), None)
         if missing is not None:
             for d in decisions:
-                self._fail(d.instance_id, "missing-input", f"missing input {missing.missing[0]}", attempts=0)
+                self.finisher.fail(d.instance_id, "missing-input", f"missing input {missing.missing[0]}", attempts=0)
             return
         if not any(d.run for d in decisions):
             for d in decisions:
-                self._skip(d.instance_id)
-            self._complete(lead)
+                self.finisher.skip(d.instance_id)
+            self.frontier.complete(lead)
             return
         for d in decisions:
-            self.parts[d.instance_id] = d.parts
-        self.scheduler.push(self.order[lead], lead, self._demand(lead, 1))
+            self.state.parts[d.instance_id] = d.parts
+        self.scheduler.push(self.frontier.order[lead], lead, self.demand(lead, 1))
 
-    def _launch_unit(self, lead: str, attempt: int) -> None:
+    def launch(self, lead: str, attempt: int) -> None:
         members = self.units[lead]
         state = UnitState(members, attempt)
         self.unit_state[lead] = state
@@ -78,13 +87,12 @@ class UnitMixin:
             relay.start()
             state.relays[path] = relay
         # one call: a batch backend may place the members together
-        starts = self._start_many([(iid, attempt, pipe_paths[iid], lead) for iid in members])
-        state.actives = {iid: started for iid, started in zip(members, starts) if not isinstance(started, tuple)}
+        starts = self.builder.start_many([(iid, attempt, pipe_paths[iid], lead) for iid in members])
+        state.actives = {iid: started for iid, started in zip(members, starts) if not isinstance(started, Unstarted)}
         for iid, started in zip(members, starts):
-            if isinstance(started, tuple):
-                message, res, adir = started
-                self.journal.append("attempt", id=iid, attempt=attempt, status="failed", failure="submit",
-                                    message=message, metrics={"requested": res.to_record(), "failure": "submit"})
+            if isinstance(started, Unstarted):
+                self.finisher.record_failed_attempt(iid, attempt, "submit", started.message,
+                                                    resources=started.resources, adir=started.attempt_dir)
                 state.failed = state.failed or iid
                 state.statuses[iid] = None
                 self._stop_unit(state)
@@ -97,19 +105,19 @@ class UnitMixin:
         for relay in state.relays.values():
             relay.stop()
 
-    def _finish_member(self, active: Any, status: Any) -> None:
+    def member_ended(self, active: Any, status: JobStatus) -> None:
         state = self.unit_state[active.unit]
         state.statuses[active.inst.id] = status
         for relay in state.relays.values():
             relay.member_exited(active.inst.id)
-        failure, _ = self._outcome(active, status)
+        failure, _ = self.finisher.outcome(active, status)
         # a producer killed by SIGPIPE lost its reader, which ends (and says why) on its own
         if failure is not None and state.failed is None and not _lost_its_reader(active, status):
             state.failed = active.inst.id
             self._stop_unit(state)
         self._maybe_end_unit(active.unit)
 
-    def _watch_units(self) -> None:
+    def watch(self) -> None:
         """A relay that gave up on a member (it ended without opening its end) stops the unit now."""
         for lead, state in list(self.unit_state.items()):
             if state.failed is not None:
@@ -146,8 +154,8 @@ class UnitMixin:
             for iid in state.members:
                 _, _, (collected, metrics) = outcomes[iid]
                 mine = {p: streams[p] for p in self.dag.instances[iid].pipes if p in streams}
-                self._succeeded(state.actives[iid], collected, metrics, streams=mine, complete=False)
-            self._complete(lead)
+                self.finisher.succeeded(state.actives[iid], collected, metrics, streams=mine, complete=False)
+            self.frontier.complete(lead)
             return
         self._unit_failed(lead, state, outcomes)
 
@@ -160,10 +168,10 @@ class UnitMixin:
             if active is None or status is None:
                 outcomes[iid] = ("submit", state.refused or "could not be started", (None, None))
                 continue
-            failure, message = self._outcome(active, status)
+            failure, message = self.finisher.outcome(active, status)
             if failure == CANCELLED or _lost_its_reader(active, status):
                 victims.add(iid)
-            outcomes[iid] = (failure, message, (None, self._metrics(active, status, failure)))
+            outcomes[iid] = (failure, message, (None, self.finisher.metrics(active, status, failure)))
         for relay in state.relays.values():
             blamed, message = relay.verdict()
             if blamed in outcomes and (outcomes[blamed][0] is None or blamed in victims):
@@ -188,34 +196,29 @@ class UnitMixin:
             active, status = state.actives.get(iid), state.statuses.get(iid)
             if active is not None and status is not None:
                 metrics["failure"] = failure
-                self.writer.submit(active.attempt_dir.write_result, status.exit_code, metrics)
+                self.finisher.writer.submit(active.attempt_dir.write_result, status.exit_code, metrics)
         return outcomes
 
     def _unit_failed(self, lead: str, state: UnitState, outcomes: dict[str, Any]) -> None:
         for iid, (failure, message, (_, metrics)) in outcomes.items():
             if metrics is not None:
-                self.journal.append("attempt", id=iid, attempt=state.attempt, status="failed", failure=failure,
-                                    message=message, metrics=metrics)
+                self.finisher.record_failed_attempt(iid, state.attempt, failure, message, metrics=metrics,
+                                                    status=state.statuses.get(iid))
         first = state.failed or next(i for i, o in outcomes.items() if o[0] is not None)
         failure, message, _ = outcomes[first]
         outcomes = {first: outcomes[first], **outcomes}  # the cause is reported first
         retries = min(self.dag.instances[m].step.retries for m in state.members)
-        if state.attempt <= retries and not self.r.stopping and failure not in (CANCELLED, "submit"):
-            delay = retry_delay(self.r.options, state.attempt + 1)
-            self.r._delayed.append((time.monotonic() + delay, lead, state.attempt + 1))
-            said = message if message.startswith(first) else f"{first}: {message}"
-            self.r.events.retrying(lead, state.attempt + 1, failure, said, delay)
+        said = message if message.startswith(first) else f"{first}: {message}"
+        if self.finisher.retry_later(lead, state.attempt, failure, self.ctx.redactor(said), retries=retries):
             return
         for iid, (fail, msg, _) in outcomes.items():
             active = state.actives.get(iid)
-            self._fail(iid, fail or CANCELLED, msg, attempts=state.attempt,
+            self.finisher.fail(iid, fail or CANCELLED, msg, attempts=state.attempt,
                        dir=active.attempt_dir.path.parent if active else None,
                        command=active.command if active else "")
 
     def _instance_dir(self, iid: str) -> Any:
-        from repropack.run import rundir
-
-        return rundir.instance_dir(self.root, self.r.run_id, iid)
+        return rundir.instance_dir(self.root, self.ctx.run_id, iid)
 
 
 def _lost_its_reader(active: Any, status: Any) -> bool:

@@ -1,0 +1,66 @@
+"""What the loop is given by the Runner's set-up: the run's fixed facts and its backends.
+
+The loop's parts read these; the changing state is :class:`repropack.run.state.LoopState`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from repropack.backends import registry
+from repropack.backends.base import Backend, BackendContext, Capabilities
+from repropack.run import rundir
+
+
+class BackendPool:
+    """The run's one instance of each backend its profiles name, created on first use."""
+
+    def __init__(self, run_id: str, runtimes: Mapping[str, frozenset[str]], supervisor: Any, root: Any = None):
+        self.run_id, self.root = run_id, root
+        self.runtimes = runtimes  # backend name -> the runtimes the run's profiles use on it
+        self.supervisor = supervisor
+        self._made: dict[str, Backend] = {}
+
+    def for_profile(self, profile: Any) -> Backend:
+        backend = self._made.get(profile.backend)
+        if backend is None:
+            context = BackendContext(run_id=self.run_id, runtimes=self.runtimes.get(profile.backend, frozenset()),
+                                     supervisor=self.supervisor, root=self.root)
+            backend = self._made[profile.backend] = registry.create(profile.backend, context)
+        return backend
+
+    def made(self) -> list[Backend]:
+        return list(self._made.values())
+
+    def cancel(self, actives: Iterable[Any], *, force: bool) -> None:
+        """Cancel the given attempts, one call per backend (each backend is told, even of none)."""
+        actives = list(actives)
+        for backend in self.made():
+            backend.cancel([a.handle for a in actives if a.backend is backend], force=force)
+
+
+@dataclass
+class RunContext:
+    root: Path
+    run_id: str
+    dag: Any
+    units: Mapping[str, tuple[str, ...]]  # instance -> the members of its pipe unit
+    options: Any  # RunOptions
+    events: Any  # Events
+    redactor: Any
+    environments: Any
+    profile_for: Callable[[Any], Any]
+    capabilities: Callable[[Any], Capabilities]
+    labels: Mapping[str, str]
+    backends: BackendPool
+    data_paths: frozenset[str] = frozenset()
+    run_dir: str = field(init=False)  # strings: Path joins cost per instance
+    run_rel: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.run_dir = str(rundir.run_root(self.root, self.run_id))
+        self.run_rel = os.path.relpath(self.run_dir, self.root)

@@ -1,0 +1,143 @@
+"""The finisher: an ended attempt's outcome, its outputs checked and recorded, success or failure.
+
+The failed-attempt record is built in one place (:meth:`Finisher.record_failed_attempt`),
+for single instances and pipe-unit members alike; whether a failure is retried is the
+:class:`~repropack.run.retry.RetryPolicy`'s answer.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from repropack.backends.base import CANCELLED, TIMEOUT, JobStatus
+from repropack.run import rundir
+from repropack.run.attempt import OutputFailure, collect_outputs
+from repropack.run.checksums import format_checksums
+from repropack.run.state import InstanceResult
+
+
+class Finisher:
+    def __init__(self, ctx: Any, state: Any, journal: Any, writer: Any, tree: Any, scheduler: Any, hashes: Any,
+                 frontier: Any, retry: Any):
+        self.ctx, self.state, self.journal, self.writer, self.tree = ctx, state, journal, writer, tree
+        self.scheduler, self.hashes, self.frontier, self.retry = scheduler, hashes, frontier, retry
+        self._skipped: list[str] = []  # up-to-date instances not yet journaled
+
+    def finish(self, active: Any, status: JobStatus) -> None:
+        """A single instance's attempt ended (it is no longer active, its slot given back)."""
+        self.scheduler.release(active.inst.id)
+        failure, message = self.outcome(active, status)
+        metrics = self.metrics(active, status, failure)
+        collected: dict[str, Any] = {}
+        if failure is None:
+            try:
+                collected = collect_outputs(self.tree, active.outputs, active.inst.step.expect)
+            except OutputFailure as exc:
+                failure, message = exc.failure, exc.message
+        metrics["failure"] = failure
+        self.writer.submit(active.attempt_dir.write_result, status.exit_code, metrics)
+        if failure is not None:
+            self.attempt_failed(active.inst, active.attempt, failure, message, active.resources,
+                                active.attempt_dir, metrics=metrics, status=status, command=active.command)
+            return
+        self.succeeded(active, collected, metrics)
+
+    def outcome(self, active: Any, status: JobStatus) -> tuple[str | None, str]:
+        failure, message = status.failure, status.message
+        if active.timed_out:
+            failure, message = TIMEOUT, f"time limit of {active.resources.time} s exceeded"
+        elif failure is not None and self.state.stopping and failure in (CANCELLED, "signal"):
+            failure, message = CANCELLED, "stopped by the user"
+        return failure, message
+
+    @staticmethod
+    def metrics(active: Any, status: JobStatus, failure: str | None) -> dict[str, Any]:
+        return {**status.metrics, "requested": active.resources.to_record(), "failure": failure,
+                "backend": active.backend.name, "job": active.handle.job_id}
+
+    def succeeded(self, active: Any, collected: dict[str, Any], metrics: dict[str, Any], *,
+                  streams: dict[str, Any] | None = None, complete: bool = True) -> None:
+        inst = active.inst
+        digests = {path: digest for path, (digest, _) in collected.items()}
+        for path, (digest, st) in collected.items():
+            if not digest.startswith("tree:"):
+                self.hashes.remember(path, digest, st)
+        idir = rundir.InstanceDir(active.attempt_dir.path.parent)
+        self.writer.submit(rundir.write_file, f"{idir.path}/{rundir.CHECKSUMS}", format_checksums(digests).encode())
+        parts = self.state.parts[inst.id]
+        self.journal.append("attempt", id=inst.id, attempt=active.attempt, status="ok", metrics=metrics)
+        self.journal.append("done", id=inst.id, step=inst.step.name, key=parts.key, parts=parts.to_record(),
+                            outputs=digests, start=metrics.get("start"), end=metrics.get("end"),
+                            attempts=active.attempt, dir=f"{self.ctx.run_rel}/{idir.path.name}",
+                            **({"streams": streams} if streams else {}))
+        result = InstanceResult(inst.id, "done", attempts=active.attempt, dir=idir.path, command=active.command,
+                                backend=active.backend.name, job_id=active.handle.job_id)
+        self.state.results[inst.id] = result
+        self.ctx.events.finished(result)
+        if complete:
+            self.frontier.complete(inst.id)
+
+    def record_failed_attempt(self, iid: str, attempt: int, failure: str, message: str, *, resources: Any = None,
+                              metrics: dict[str, Any] | None = None, status: JobStatus | None = None,
+                              adir: rundir.AttemptDir | None = None) -> str:
+        """Journal a failed attempt; one that never ran (no metrics) also gets its result file. Returns
+        the message as recorded (secrets masked)."""
+        message = self.ctx.redactor(message)
+        self.journal.append("attempt", id=iid, attempt=attempt, status="failed", failure=failure,
+                            message=message, exit=status.exit_code if status else None,
+                            signal=status.signal if status else None,
+                            metrics=metrics or {"requested": resources.to_record(), "failure": failure})
+        if metrics is None and adir is not None:
+            adir.path.mkdir(parents=True, exist_ok=True)
+            adir.write_result(None, {"requested": resources.to_record(), "failure": failure, "message": message})
+        return message
+
+    def retry_later(self, key: str, attempt: int, failure: str, message: str, *, retries: int) -> bool:
+        """Queue attempt ``attempt + 1`` of ``key`` (an instance or a unit's lead) if the policy allows."""
+        delay = self.retry.after(attempt, failure, retries=retries, stopping=self.state.stopping)
+        if delay is None:
+            return False
+        self.state.delayed.append((time.monotonic() + delay, key, attempt + 1))
+        self.ctx.events.retrying(key, attempt + 1, failure, message, delay)
+        return True
+
+    def attempt_failed(self, inst, attempt, failure, message, res, adir, *, metrics=None, status=None, command=""):
+        message = self.record_failed_attempt(inst.id, attempt, failure, message, resources=res, metrics=metrics,
+                                             status=status, adir=adir)
+        if self.retry_later(inst.id, attempt, failure, message, retries=inst.step.retries):
+            return
+        self.fail(inst.id, failure, message, attempts=attempt, dir=adir.path.parent, command=command,
+                  job_id=status.handle.job_id if status else None)
+
+    def fail(self, iid: str, failure: str, message: str, *, attempts: int, dir: Path | None = None,
+             command: str = "", job_id: str | None = None) -> None:
+        ctx, state = self.ctx, self.state
+        inst = ctx.dag.instances[iid]
+        message = ctx.redactor(message)
+        self.journal.append("failed", id=iid, step=inst.step.name, failure=failure, message=message,
+                            attempts=attempts, dir=os.path.relpath(dir, ctx.root) if dir else None)
+        result = InstanceResult(iid, "failed", failure=failure, message=message, attempts=attempts, dir=dir,
+                                command=command, backend=ctx.profile_for(inst).backend, job_id=job_id)
+        state.results[iid] = result
+        state.failed_any = True
+        ctx.events.finished(result)
+        if not ctx.options.keep_going and failure != CANCELLED:
+            state.stopping = True
+
+    def skip(self, iid: str) -> None:
+        """Up to date: not run. Journaled in batches (one record per loop turn), so `status` can say cached."""
+        result = self.state.results[iid] = InstanceResult(iid, "skipped")
+        self.ctx.events.finished(result)
+        self._skipped.append(iid)
+
+    def journal_skips(self) -> None:
+        if self._skipped:
+            self.journal.append("skipped", ids=self._skipped)
+            self._skipped = []
+
+    def not_run(self, iid: str) -> None:
+        if iid not in self.state.results:
+            self.state.results[iid] = InstanceResult(iid, "not-run")
