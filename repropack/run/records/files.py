@@ -6,6 +6,7 @@ Shared by the reader's format-1 and format-2 paths (:mod:`.reader`, :mod:`.v1`) 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,14 @@ from repropack.run.records.entries import RunInfo, StreamRef
 from repropack.run.statefiles import open_state
 
 
+# A path already in normal form with no '.' or '..' component: the common case, checked in one match.
+_PLAIN = re.compile(r"(?!\.\.?(?:/|$))[\w.+=@,%-]+(?:/(?!\.\.?(?:/|$))[\w.+=@,%-]+)*")
+
+
 def safe_rel(path: Any) -> str | None:
     """``path`` normalised when it is a project-relative path that stays inside, else None."""
+    if type(path) is str and _PLAIN.fullmatch(path) and not path.startswith("~"):
+        return path
     if not isinstance(path, str) or path_problem(path) is not None:
         return None
     rel = normalize(path).rstrip("/")

@@ -36,6 +36,7 @@ from repropack.run.records.entries import AttemptRecord, InstanceRecord, Output,
 from repropack.run.records.view import RunView
 
 RUNS = Path(".repropack") / "runs"
+_FEW = 32  # up to this many ids, lines are searched for them before parsing; more, every line is parsed
 UNTRUSTED = "untrusted-path"  # the failure given to an attempt whose record names a path outside the project
 
 
@@ -89,12 +90,13 @@ def jsonl(run_dir: Path, rel: str, what: str, only: set[str] | None = None,
     if not data:
         return
     shown = Path(run_dir) / rel
-    if only is None:
-        yield from fmt.iter_lines(data, shown, what)
+    if only is None or len(only) > _FEW:
+        yield from (r for r in fmt.iter_lines(data, shown, what) if only is None or r.get(field) in only)
         return
+    needles = [json.dumps(i, ensure_ascii=False).encode() for i in only]
     end = data.rfind(b"\n")
     for raw in data[: end + 1].splitlines():
-        if not any(json.dumps(i, ensure_ascii=False).encode() in raw for i in only):
+        if not any(n in raw for n in needles):  # a line not naming them is never parsed (logs of one instance)
             continue
         try:
             record = json.loads(raw)

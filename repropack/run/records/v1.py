@@ -26,10 +26,15 @@ def load_v1(root: Path, path: Path, raw: dict[str, Any], *, only: set[str] | Non
     _add_end(root, info)
     instances: dict[str, InstanceRecord] = {}
     attempts: dict[str, list[AttemptRecord]] = {}
-    try:
-        folders = sorted(e.name for e in os.scandir(path) if e.is_dir(follow_symlinks=False) and e.name != "scratch")
-    except FileNotFoundError:
-        folders = []
+    if only is not None and len(only) <= 32:  # their folders' names follow from the ids
+        from repropack.run.rundir import instance_dirname
+
+        folders = sorted(instance_dirname(iid) for iid in only)
+    else:
+        try:
+            folders = sorted(e.name for e in os.scandir(path) if e.is_dir(follow_symlinks=False) and e.name != "scratch")
+        except FileNotFoundError:
+            folders = []
     for name in folders:
         inst = _instance(path, name)
         if inst is None or (only is not None and inst.id not in only):
