@@ -37,6 +37,7 @@ import sys
 import time
 
 FORMAT = 2
+FRAME = b"#repropack-stream "
 CHUNK = 1 << 20
 GRACE = 5.0  # seconds between SIGTERM and SIGKILL when a member's own time limit passes
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -107,17 +108,10 @@ class Cgroup:
 
 
 # -- outputs -----------------------------------------------------------------------------------
-def digest(path: str) -> dict:
-    """sha256 and size of one output; a folder or missing path is reported as such."""
-    entry: dict = {"path": path}
-    try:
-        st = os.lstat(path)
-    except OSError:
-        entry["type"] = "missing"
-        return entry
-    if os.path.isdir(path) and not os.path.islink(path):
-        entry["type"] = "dir"
-        return entry
+def digest(path: str) -> dict | None:
+    """sha256 and size of one output file; None for a folder or a missing path (the runner checks those)."""
+    if os.path.isdir(path) or not os.path.exists(path):
+        return None
     h = hashlib.sha256()
     size = 0
     with open(path, "rb") as f:
@@ -127,9 +121,7 @@ def digest(path: str) -> dict:
                 break
             h.update(block)
             size += len(block)
-    entry.update({"sha256": h.hexdigest(), "size": size, "type": "link" if os.path.islink(path) else "file"})
-    del st
-    return entry
+    return {"path": path, "sha256": h.hexdigest(), "size": size, "type": "file"}
 
 
 # -- records -----------------------------------------------------------------------------------
@@ -155,11 +147,13 @@ class Writer:
             return None
         if not data:
             return None
-        head = ("\n==> %s attempt %d %s <==\n" % (json.dumps(instance), attempt, stream)).encode()
+        # the records' frame (repropack.run.records.format.frame): header line, data, newline
+        head = FRAME + json.dumps({"instance": instance, "attempt": attempt, "stream": stream, "length": len(data)},
+                                  separators=(",", ":"), ensure_ascii=True).encode("ascii") + b"\n"
         fd = os.open(self.streams, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             offset = os.lseek(fd, 0, os.SEEK_END) + len(head)
-            os.write(fd, head + data)
+            os.write(fd, head + data + b"\n")
         finally:
             os.close(fd)
         return {"file": self.stream_name, "offset": offset, "length": len(data)}
@@ -222,7 +216,8 @@ class Element:
                 "pack_index": member.get("pack_index", 0), "start": start, "end": end,
                 "wall": round(end - start, 6), "cpu": None, "cpu_source": None, "peak_rss": None,
                 "peak_rss_source": None, "exit_status": None, "signal": None, "failure": None,
-                "message": "", "outputs": [], "streams": {}, "staging": member.get("staging") or {}}
+                "message": "", "outputs": [], "streams": {}, "staging": member.get("staging") or {},
+                "requested": member.get("requested") or {}, "failed_dir": None}
 
     def run_member(self, member: dict) -> dict:
         fresh = self.cgroup.reset_peak()
@@ -273,8 +268,9 @@ class Element:
             entry["failure"] = "signal" if sig else "exit"
             entry["message"] = "killed by signal %d" % sig if sig else "exit code %d" % entry["exit_status"]
         if entry["failure"] is None:
-            entry["outputs"] = [digest(os.path.join(member["cwd"], written)) | {"path": declared}
-                                for declared, written in member.get("outputs", ())]
+            found = ((declared, digest(os.path.join(member["cwd"], written)))
+                     for declared, written in member.get("outputs", ()))
+            entry["outputs"] = [d | {"path": declared} for declared, d in found if d is not None]
         return entry
 
     def wait(self, limit) -> int | None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
-from runhelp import journal, last_run_id, repropack
+from runhelp import journal, last_run_id, repropack, start
 from slurmhelp import hpc_project, our_jobs, sh, slurm_conf, slurmdbd_stopped
 
 pytestmark = pytest.mark.slurm
@@ -162,3 +163,33 @@ resources = { memory = "80MB" }
     failed = {r["id"]: r["failure"] for r in journal(root) if r["t"] == "failed"}
     assert failed == {"oom": "oom"}, done.stdout + done.stderr
     assert not our_jobs(last_run_id(root))
+
+
+def test_a_node_set_down_during_a_job_is_resubmitted_not_counted(tmp_path):
+    from slurmhelp import cluster_lock, wait_for
+
+    steps = """
+[[steps]]
+name = "long"
+run = "echo run >> ledger.txt; sleep 8; echo done > {outputs}"
+outputs = ["long.txt"]
+"""
+    root = hpc_project(tmp_path / "p", steps)
+    node = sh("sinfo", "-h", "-N", "-o", "%N").stdout.split()[0]
+    with cluster_lock():
+        proc = start(root, "run", "--profile", "hpc")
+        try:
+            assert wait_for(lambda: (root / "ledger.txt").exists(), 60)
+            sh("scontrol", "update", f"nodename={node}", "state=down", "reason=repropack-test")
+            time.sleep(2)
+        finally:
+            sh("scontrol", "update", f"nodename={node}", "state=resume", check=False)
+        out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
+    assert (root / "ledger.txt").read_text() == "run\nrun\n"  # ran again under a new job id
+    attempts = [r for r in journal(root) if r["t"] == "attempt"]
+    assert [a["status"] for a in attempts] == ["ok"]  # the node failure did not count as an attempt
+    # the stopped job's record is superseded by the resubmitted job's (same attempt, later end)
+    records = sorted(results(root), key=lambda r: r["end"])
+    assert [(r["attempt"], r["failure"]) for r in records] == [(1, "cancelled"), (1, None)]
+    assert records[0]["job_id"] != records[1]["job_id"]

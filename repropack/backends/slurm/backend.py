@@ -66,6 +66,7 @@ class _Member:
     resubmits: int = 0
     final: JobStatus | None = None
     started: float | None = None
+    held: dict[str, Any] | None = None  # a "stopped" record: its class waits for the job's final state
 
 
 @dataclass
@@ -217,7 +218,11 @@ class SlurmBackend(Backend):
         for job_id in el.members:
             m = self.s.members[job_id]
             record = el.results.records.get((m.handle.instance_id, m.handle.attempt))
-            if record is not None and m.final is None and m.element == el.element_id:
+            if record is None or m.final is not None or m.element != el.element_id:
+                continue
+            if record.get("failure") == "cancelled" and not el.cancelled:
+                m.held = record  # stopped from outside: a node failure or preemption is resubmitted
+            else:
                 m.final = from_record(m.handle, record)
 
     def _from_queue(self, open_: list[_Member]) -> None:
@@ -258,7 +263,11 @@ class SlurmBackend(Backend):
                 m = self.s.members[job_id]
                 if m.final is not None or m.element != el.element_id:
                     continue
+                if m.held is not None and state in (None, "CANCELLED"):
+                    m.final = from_record(m.handle, m.held)
+                    continue
                 if needs_resubmit(state) and m.job is not None and m.resubmits < MAX_RESUBMITS and not el.cancelled:
+                    m.held = None
                     resubmit.append(m)
                     continue
                 why = f" (sacct unavailable: {self._sacct_off})" if state is None and self._sacct_off else ""

@@ -86,7 +86,7 @@ def member_spec(job: Job, env_key: str, pack_index: int) -> dict[str, Any]:
             "env": env_key, "stdout": str(job.stdout_path), "stderr": str(job.stderr_path),
             # inside a container the step's own shell writes its streams into the attempt folder
             "redirect": job.runtime != "apptainer", "time": job.resources.time, "outputs": [list(pair) for pair in job.outputs],
-            "pack_index": pack_index, "staging": {"script": str(job.script_path), "runtime": job.runtime,
+            "pack_index": pack_index, "requested": job.resources.to_record(), "staging": {"script": str(job.script_path), "runtime": job.runtime,
                                                   "image": job.image}}
 
 
