@@ -58,6 +58,18 @@ class LocalKit(Kit):
         return None
 
 
+class SlurmKit(Kit):
+    """The real one-node cluster; the jobs' records go under the kit's project."""
+
+    name = "slurm"
+
+    def backend(self) -> Backend:
+        from repropack.backends.base import BackendContext
+        from repropack.backends.slurm.backend import SlurmBackend
+
+        return SlurmBackend(BackendContext(run_id="conf", root=self.root), latency_wait=1.0)
+
+
 class FakeKit(Kit):
     name = "fake"
     SCRIPTS = {"ok": Script("run"), "exit": Script("exit", runs=0.1), "signal": Script("signal", runs=0.1),

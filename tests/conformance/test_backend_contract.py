@@ -126,3 +126,17 @@ def test_submit_many_returns_the_error_of_a_job_that_cannot_be_submitted(kit):
         results = backend.submit_many([good, bad])
         assert isinstance(results[0], JobHandle) and isinstance(results[1], Exception)
         settle(backend, [results[0]])
+
+
+@pytest.mark.slurm
+def test_slurm_adopt_re_attaches_to_jobs_an_earlier_backend_submitted(tmp_path):
+    from backendkit import SlurmKit
+
+    kit = SlurmKit(tmp_path)
+    first = kit.backend()
+    handles = first.submit_many([kit.job("exit"), kit.job("ok")])
+    del first  # the runner died; the jobs did not
+    second = kit.backend()
+    second.adopt(handles)
+    statuses = settle(second, handles, timeout=60)
+    assert [statuses[h.job_id].failure for h in handles] == [EXIT, None]

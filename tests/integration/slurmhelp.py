@@ -37,9 +37,10 @@ def wait_for(probe, within: float = 60.0, step: float = 0.5) -> bool:
 
 
 @contextlib.contextmanager
-def cluster_lock() -> Iterator[None]:
+def cluster_lock(*, shared: bool = False) -> Iterator[None]:
+    """Exclusive: this test changes the cluster. Shared: it needs the cluster as configured."""
     with open(LOCK, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
         finally:

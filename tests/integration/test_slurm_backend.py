@@ -8,9 +8,19 @@ import time
 
 import pytest
 from runhelp import journal, last_run_id, repropack, start
-from slurmhelp import hpc_project, our_jobs, sh, slurm_conf, slurmdbd_stopped
+from slurmhelp import cluster_lock, hpc_project, our_jobs, sh, slurm_conf, slurmdbd_stopped
 
 pytestmark = pytest.mark.slurm
+
+
+@pytest.fixture(autouse=True)
+def _cluster(request):
+    """Tests that change the cluster take the lock themselves; the others hold it shared meanwhile."""
+    if request.node.get_closest_marker("slurm_exclusive"):
+        yield
+        return
+    with cluster_lock(shared=True):
+        yield
 
 SCATTER = """
 [[steps]]
@@ -133,6 +143,7 @@ def test_resources_beyond_the_partition_are_refused_naming_step_and_limit(tmp_pa
     assert not (root / "out").exists()
 
 
+@pytest.mark.slurm_exclusive
 def test_an_array_above_max_array_size_is_split(tmp_path):
     root = hpc_project(tmp_path / "p", SCATTER)
     with slurm_conf(MaxArraySize="3"):
@@ -143,6 +154,7 @@ def test_an_array_above_max_array_size_is_split(tmp_path):
     assert arrays == ["0", "0", "0-2", "0-2"]  # 7 scatter = 3 + 3 + 1, and the gather
 
 
+@pytest.mark.slurm_exclusive
 @pytest.mark.parametrize("how", ["slurmdbd-stopped", "accounting-none"])
 def test_without_accounting_the_workflow_still_completes(tmp_path, how):
     steps = SCATTER + """
@@ -165,8 +177,9 @@ resources = { memory = "80MB" }
     assert not our_jobs(last_run_id(root))
 
 
+@pytest.mark.slurm_exclusive
 def test_a_node_set_down_during_a_job_is_resubmitted_not_counted(tmp_path):
-    from slurmhelp import cluster_lock, wait_for
+    from slurmhelp import wait_for
 
     steps = """
 [[steps]]

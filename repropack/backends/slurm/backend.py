@@ -101,9 +101,14 @@ class SlurmBackend(Backend):
     def submit_many(self, jobs: Sequence[Job]) -> list[JobHandle | Exception]:
         out: dict[int, JobHandle | Exception] = {}
         position = {id(job): n for n, job in enumerate(jobs)}
-        for job in jobs:
-            job.script_path.write_text(job.script, encoding="utf-8")
-        for group in batching.plan(jobs, self.max_array()):
+        ready = []
+        for n, job in enumerate(jobs):
+            try:
+                job.script_path.write_text(job.script, encoding="utf-8")
+                ready.append(job)
+            except OSError as exc:
+                out[n] = BackendError(self.name, f"cannot write {job.script_path}: {exc}", job_id=job.instance_id)
+        for group in batching.plan(ready, self.max_array()) if ready else ():
             try:
                 handles = self._submit_batch(group, resubmits=0)
             except (BackendError, OSError, ValueError) as exc:
@@ -232,7 +237,8 @@ class SlurmBackend(Backend):
         ended: list[_Element] = []
         for eid in {m.element for m in open_}:
             el = self.s.elements[eid]
-            entry = entries.get(eid)
+            # an array cancelled before any element started is listed once, under its own id
+            entry = entries.get(eid) or entries.get(eid.partition("_")[0])
             if entry is not None:
                 el.seen, el.state = True, entry.state
                 if entry.state not in cli.TERMINAL:
@@ -313,8 +319,13 @@ class SlurmBackend(Backend):
             el.cancelled = True
             ids.append(el.element_id)
         if ids:
-            argv = ["scancel", *(["--signal=KILL", "--full"] if force else []), *sorted(set(ids))]
-            cli.run(argv)
+            ids = sorted(set(ids))
+            cli.run(["scancel", *ids])  # a pending job ends at once; a running one gets SIGTERM
+            if force:  # ... and then SIGKILL, without waiting out the cluster's KillWait
+                try:
+                    cli.run(["scancel", "--signal=KILL", "--full", *ids])
+                except cli.CommandFailed:
+                    pass  # those already gone
 
     def forget(self, handles: Iterable[JobHandle]) -> None:
         for h in handles:
