@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("status", "Show the state of the last run, step by step."),
     "logs": ("logs", "Show the logs of a step instance."),
     "report": ("report", "Write a self-contained HTML report of the last run."),
+    "provenance": ("provenance", "Write the provenance crate (RO-Crate) and SBOMs of a run."),
     "verify": ("verify", "Hash the outputs again and compare with the last run, a checksum list, or check an archive."),
     "unpack": ("unpack", "Extract a publication archive safely (every member checked against its index)."),
     "clean": ("clean", "Remove run directories, caches of finished runs and stale environments."),

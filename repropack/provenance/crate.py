@@ -24,6 +24,8 @@ from repropack.redact import Redactor
 from repropack.provenance.model import CACHED, FAILED, INTERRUPTED, NOT_RUN, OK, FileFact, InstanceFact, RunFacts
 
 RO_CRATE_VERSION = "1.1"
+RO_CRATE = f"https://w3id.org/ro/crate/{RO_CRATE_VERSION}"
+METADATA = "ro-crate-metadata.json"
 WFRUN_CONTEXT = "https://w3id.org/ro/terms/workflow-run/context"
 WFRUN = "https://w3id.org/ro/terms/workflow-run#"
 PROFILES = {
@@ -59,49 +61,40 @@ class CrateBuilder:
     """Builds the crate of one run; :meth:`build` returns the ``ro-crate-metadata.json`` data."""
 
     def __init__(self, facts: RunFacts, sboms: dict[str, str] | None = None, redactor: Redactor | None = None):
-        from rocrate.rocrate import ROCrate
-
         self.facts = facts
-        self.redact = redactor or Redactor()  # the source's redactor knows the run's secrets; this one their forms
         self.sboms = sboms or {}  # environment -> @id of its SBOM file
-        self.crate = ROCrate(version=RO_CRATE_VERSION)
-        self.crate.metadata.extra_contexts.append(WFRUN_CONTEXT)
-        self._files: dict[str, Any] = {}
+        self.redact = redactor or Redactor()  # the source's redactor knows the run's secrets; this one their forms
+        self.graph: dict[str, dict[str, Any]] = {}  # @id -> entity, in insertion order
+        self._files: dict[str, dict[str, Any]] = {}
 
     # -- entities --------------------------------------------------------------------
-    def add(self, entity_id: str, props: dict[str, Any]) -> Any:
-        from rocrate.model.contextentity import ContextEntity
-
-        return self.crate.add(ContextEntity(self.crate, entity_id, properties=_clean(props)))
+    def add(self, entity_id: str, props: dict[str, Any]) -> dict[str, Any]:
+        entity = self.graph[entity_id] = {"@id": entity_id, **_clean(props)}
+        return entity
 
     def file(self, fact: FileFact, **extra: Any) -> dict[str, str]:
         """The File (or Dataset, for a folder output) entity of a path, made once."""
-        from rocrate.model.dataset import Dataset
-        from rocrate.model.file import File
-
         key = fact.path.rstrip("/")
         entity = self._files.get(key)
         if entity is None:
             folder = fact.type in ("tree", "dir")
-            props: dict[str, Any] = {"name": key, **extra}
+            props: dict[str, Any] = {"@type": "Dataset" if folder else "File", "name": key, **extra}
             if fact.sha256 and not folder:
                 props["sha256"] = fact.sha256
             elif fact.sha256:
                 props["identifier"] = fact.sha256  # a folder's tree digest (docs/runner.md)
             if fact.size is not None:
                 props["contentSize"] = str(fact.size)
-            cls = Dataset if folder else File
-            entity = cls(self.crate, None, dest_path=file_id(key) + ("/" if folder else ""), properties=_clean(props))
-            self._files[key] = self.crate.add(entity)
+            entity = self._files[key] = self.add(file_id(key) + ("/" if folder else ""), props)
         else:
-            for name, value in _clean(extra).items():
-                entity[name] = value
-        return ref(entity.id)
+            entity.update(_clean(extra))
+        return ref(entity["@id"])
 
     # -- the crate -------------------------------------------------------------------
     def build(self) -> dict[str, Any]:
         f = self.facts
-        root = self.crate.root_dataset
+        self.add(METADATA, {"@type": "CreativeWork", "conformsTo": ref(RO_CRATE), "about": ref("./")})
+        root = self.add("./", {"@type": "Dataset"})
         root["name"] = f"{f.project}: run {f.run_id}"
         root["description"] = (f"Provenance of repropack run {f.run_id} of {f.project} ({f.status}): "
                                f"{len(f.instances)} step instance(s).")
@@ -116,8 +109,8 @@ class CrateBuilder:
         self._environments()
         run = self._run_action(workflow)
         root["mentions"] = [ref(run)]
-        root["hasPart"] = [ref(e.id) for e in self._files.values()]
-        return self.crate.metadata.generate()
+        root["hasPart"] = [ref(e["@id"]) for e in self._files.values()]
+        return {"@context": [RO_CRATE + "/context", WFRUN_CONTEXT], "@graph": list(self.graph.values())}
 
     def _engine_and_agent(self) -> None:
         f = self.facts
