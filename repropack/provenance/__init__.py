@@ -78,6 +78,19 @@ def dumps_crate(data: dict) -> str:
     return f'{{"@context": {json.dumps(data["@context"], **compact)},\n"@graph": [\n{lines}\n]}}\n'
 
 
+def record_run(root: Path, run_id: str) -> str | None:
+    """Write the provenance of a run that just ended; None, or the one line saying why it could not be.
+
+    Called from the runner's tear-down (after a success, a failure or an interruption): whatever
+    goes wrong here is reported and never changes how the run ended, so every error is caught.
+    """
+    try:
+        write_provenance(root, run_id)
+    except Exception as exc:  # noqa: BLE001 - see the docstring: a run's outcome is not provenance's to change
+        return f"provenance of run {run_id} not written: {exc} (retry: repropack provenance {run_id})"
+    return None
+
+
 def _safe(name: str) -> str:
     import re
 
@@ -96,4 +109,4 @@ def _write_atomic(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-__all__ = ["CRATE_NAME", "RunFacts", "Written", "default_dir", "write_facts", "write_provenance"]
+__all__ = ["CRATE_NAME", "RunFacts", "Written", "default_dir", "record_run", "write_facts", "write_provenance"]

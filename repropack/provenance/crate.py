@@ -75,19 +75,17 @@ class CrateBuilder:
     def file(self, fact: FileFact, **extra: Any) -> dict[str, str]:
         """The File (or Dataset, for a folder output) entity of a path, made once."""
         key = fact.path.rstrip("/")
+        folder = fact.type in ("tree", "dir")
         entity = self._files.get(key)
         if entity is None:
-            folder = fact.type in ("tree", "dir")
-            props: dict[str, Any] = {"@type": "Dataset" if folder else "File", "name": key, **extra}
-            if fact.sha256 and not folder:
-                props["sha256"] = fact.sha256
-            elif fact.sha256:
-                props["identifier"] = fact.sha256  # a folder's tree digest (docs/runner.md)
-            if fact.size is not None:
-                props["contentSize"] = str(fact.size)
-            entity = self._files[key] = self.add(file_id(key) + ("/" if folder else ""), props)
-        else:
-            entity.update(_clean(extra))
+            entity = self._files[key] = self.add(file_id(key) + ("/" if folder else ""),
+                                                 {"@type": "Dataset" if folder else "File", "name": key})
+        entity.update(_clean(extra))
+        # A file met first as an input without a digest (format 1) gets it when met as an output.
+        if fact.sha256:
+            entity.setdefault("identifier" if folder else "sha256", fact.sha256)  # a folder: its tree digest
+        if fact.size is not None:
+            entity.setdefault("contentSize", str(fact.size))
         return ref(entity["@id"])
 
     # -- the crate -------------------------------------------------------------------

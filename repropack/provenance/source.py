@@ -23,10 +23,18 @@ def read_facts(root: Path, run_id: str | None = None) -> tuple[RunFacts, Redacto
     """The facts of run ``run_id`` (default: the last run) of the project at ``root``, secrets masked,
     and the redactor that masks this run's secrets. Raises UsageError when there is no such run and
     FormatVersionError for records of a newer format."""
+    from repropack.errors import UsageError
     from repropack.run.records.reader import open_run
+    from repropack.run.rundir import latest_run
 
     root = Path(root).resolve()
-    view = open_run(root, run_id)
+    run_id = run_id or latest_run(root)
+    if not run_id:
+        raise UsageError(f"no run recorded in {root} yet (run `repropack run` first)")
+    try:
+        view = open_run(root, run_id)
+    except FileNotFoundError:
+        raise UsageError(f"no run {run_id!r} in {root / '.repropack' / 'runs'}") from None
     return facts_from_view(root, view)
 
 
@@ -37,7 +45,7 @@ def facts_from_view(root: Path, view: Any) -> tuple[RunFacts, Redactor]:
     info = view.info
     manifest_raw = _verified_toml(root, info.manifest, "repropack.toml")
     lock_raw = _verified_toml(root, info.lock, "repropack.lock")
-    redactor = project_redactor(None, _overrides(info.argv), digests=info.masks)
+    redactor = project_redactor(None, _overrides(info.argv), digests=info.masks if isinstance(info.masks, dict) else None)
     facts = RunFacts(
         run_id=info.run_id, status=info.status or "crashed", repropack_version=info.repropack_version or __version__,
         project=((manifest_raw or {}).get("project") or {}).get("name") or root.name,
@@ -140,12 +148,19 @@ def _instance(view: Any, rec: Any) -> InstanceFact:
     if not inputs:
         inputs = [FileFact(p) for p in rec.inputs]
     return InstanceFact(
-        id=rec.id, step=rec.step, command=rec.command or "", values=dict(rec.values or {}),
+        id=rec.id, step=rec.step, command=rec.command or _v1_command(view, rec.id), values=dict(rec.values or {}),
         environment=rec.environment, image=rec.image, profile=rec.profile, backend=rec.backend,
         runtime=(rec.raw or {}).get("runtime"), resources=dict(rec.resources or {}), inputs=inputs,
         outputs=list(rec.outputs or []), deps=list(rec.deps or []), key=rec.key, cached_from=rec.cached_from,
         attempts=[_attempt(a) for a in view.attempts(rec.id)],
     )
+
+
+def _v1_command(view: Any, iid: str) -> str:
+    """Format 1 kept no command as written: the script's command lines stand in for it."""
+    script = view.script(iid) or ""
+    lines = [ln for ln in script.splitlines() if ln.strip() and not ln.startswith("#") and ln.strip() != "set -euo pipefail"]
+    return "\n".join(lines)
 
 
 def _attempt(a: Any) -> AttemptFact:

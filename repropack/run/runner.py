@@ -265,6 +265,7 @@ class Runner:
             try:
                 return self._run_locked(scheduler)
             finally:
+                self._record_provenance()
                 lock.release()
         except OSError as exc:  # the runner's own files (disk full, read-only, permissions): one line
             raise StorageError.from_os(exc, self.root) from None
@@ -314,6 +315,16 @@ class Runner:
         if status == "interrupted":
             raise RunInterrupted(f"run {self.run_id} stopped; {result.count('done')} instance(s) finished and kept")
         return result
+
+    def _record_provenance(self) -> None:
+        """The run's crate and SBOMs (docs/provenance.md), also after a failure or an interruption."""
+        if not rundir.run_root(self.root, self.run_id).is_dir():
+            return  # refused before it started: there is no run to describe
+        from repropack.provenance import record_run
+
+        problem = record_run(self.root, self.run_id)
+        if problem:
+            self.events.note(problem)
 
     def _start_records(self, journal: Journal) -> None:
         """The run's directory, ``runs/latest``, ``run.json`` and the journal's ``run`` record."""
