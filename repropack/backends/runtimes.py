@@ -27,6 +27,7 @@ from repropack.run.supervisor import LABEL_RUN
 # MOUNT_MISMATCH before the step runs, and nothing is written there. The engine's own mounts (/,
 # /proc, /sys, /dev, the tmpfs /tmp and /var/tmp, single files such as /etc/hosts) are left out.
 MOUNT_MISMATCH = 97
+DOCKER_NETWORK_ENV = "REPROPACK_DOCKER_NETWORK"  # a network mode for every step container ("none")
 MOUNTINFO = "/proc/self/mountinfo"
 INNER = (
     's=$1 o=$2 e=$3 t=$4; shift 4; ok=" $* "; '
@@ -112,6 +113,9 @@ def docker_run_kwargs(job: Job, *, uid: int, gid: int) -> dict[str, Any]:
         "init": True,  # reaps the step's orphans and forwards signals
     }
     kwargs.update(docker_limits(job.resources))
+    network = os.environ.get(DOCKER_NETWORK_ENV)
+    if network:  # `repropack rerun` gives the containers no network ("none")
+        kwargs["network_mode"] = network
     return kwargs
 
 

@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("report", "Write a self-contained HTML report of the last run."),
     "provenance": ("provenance", "Write the provenance crate (RO-Crate) and SBOMs of a run."),
     "verify": ("verify", "Hash the outputs again and compare with the last run, a checksum list, or check an archive."),
+    "pack": ("pack", "Write a publication archive: workflow, locks, packages, records, digests (and images, data)."),
+    "rerun": ("rerun", "Rerun a published archive offline and compare every output with its published digest."),
     "unpack": ("unpack", "Extract a publication archive safely (every member checked against its index)."),
     "clean": ("clean", "Remove run directories, caches of finished runs and stale environments."),
 }

@@ -89,6 +89,7 @@ def _build(check: Checker, data: dict[str, Any], path: Path, positions: Position
         steps=tuple(steps),
         profiles=MappingProxyType(profiles),
         causes=sections.causes(check, data),
+        compare=sections.compare(check, data),
         raw=freeze(data),
         param_texts=MappingProxyType(texts),
         positions=MappingProxyType(all_positions),

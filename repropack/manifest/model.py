@@ -170,6 +170,15 @@ class CausePattern:
 
 
 @dataclass(frozen=True, slots=True)
+class CompareRule:
+    """A ``[compare]`` entry: how ``repropack rerun`` compares outputs matching ``pattern``."""
+
+    pattern: str  # a glob over project-relative paths
+    rule: str  # "exact" | "exists" | "ignore" | "ignore-lines"
+    ignore_lines: str | None = None  # the regex of "ignore-lines"
+
+
+@dataclass(frozen=True, slots=True)
 class Manifest:
     path: Path  # absolute path of repropack.toml
     project: Project
@@ -182,6 +191,7 @@ class Manifest:
     steps: tuple[Step, ...] = ()
     profiles: Mapping[str, Profile] = field(default_factory=lambda: EMPTY)
     causes: tuple[CausePattern, ...] = ()  # [[causes]]: tried before the shipped table
+    compare: tuple[CompareRule, ...] = ()  # [compare]: rerun's rules for outputs never byte-identical
     raw: Mapping[str, Any] = field(default_factory=lambda: EMPTY)  # the parsed TOML (read-only), for canonical hashing
     param_texts: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # each param's default as it renders in a command (1, not 1.0)
     # file -> repropack.manifest.positions.Positions (key -> line:column), for later messages

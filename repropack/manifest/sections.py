@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 from repropack.backends import registry
-from repropack.manifest.model import CausePattern, DataItem, Environment, Image, Profile, Project
+from repropack.manifest.model import CausePattern, CompareRule, DataItem, Environment, Image, Profile, Project
 from repropack.manifest.placeholders import IDENTIFIER_RE, value_text
 from repropack.manifest.positions import KeyPath
 from repropack.manifest.units import UnitError, parse_bytes, parse_seconds
@@ -17,7 +17,7 @@ from repropack.paths import protected_problem
 
 TOP_KEYS = (
     "requires-repropack", "project", "environments", "channels", "image", "data", "params", "steps", "profiles",
-    "causes",
+    "causes", "compare",
 )
 CAUSE_KEYS = ("pattern", "cause", "fix")
 PROJECT_KEYS = ("name", "version", "description", "authors", "license", "source", "url")
@@ -386,4 +386,42 @@ def causes(check: Checker, data: dict[str, Any]) -> tuple[CausePattern, ...]:
             continue
         if pattern and cause:
             out.append(CausePattern(pattern=pattern, cause=cause.strip(), fix=fix))
+    return tuple(out)
+
+
+COMPARE_RULES = ("exact", "exists", "ignore")
+
+
+def compare(check: Checker, data: dict[str, Any]) -> tuple[CompareRule, ...]:
+    """``[compare]``: how `repropack rerun` compares outputs that can never be byte-identical.
+
+    Each key is a glob over project paths; the value is "exact", "exists", "ignore", or
+    ``{ ignore-lines = "REGEX" }`` (lines matching are dropped from both texts before comparing).
+    """
+    if "compare" not in data:
+        return ()
+    out = []
+    for pattern, value in check.table(data["compare"], ("compare",)).items():
+        key: KeyPath = ("compare", pattern)
+        problem = path_problem(pattern.replace("*", "x").replace("?", "x"))
+        if problem:
+            check.error(key, f"{pattern!r} {problem}")
+            continue
+        if isinstance(value, str):
+            if value not in COMPARE_RULES:
+                check.error(key, f"{value!r} is not a rule (one of {', '.join(COMPARE_RULES)}, or {{ ignore-lines = REGEX }})")
+                continue
+            out.append(CompareRule(pattern, value))
+            continue
+        table = check.table(value, key)
+        check.keys(table, ("ignore-lines",), key)
+        regex = check.string(table, "ignore-lines", key, required=True)
+        if regex is None:
+            continue
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            check.error(key + ("ignore-lines",), f"{regex!r} is not a regular expression: {exc}")
+            continue
+        out.append(CompareRule(pattern, "ignore-lines", regex))
     return tuple(out)
