@@ -58,21 +58,39 @@ def rerun(archive: Path, directory: Path, *, profile: str | None = None, allowed
 
     directory = Path(directory).resolve()
     found: list = []
+    created = not directory.exists()
     contents = unpack(archive, directory, limits=limits, trust=trust_checker(Path(archive), allowed_signers, found),
                       progress=progress)
     index = contents.index
     project = directory / PROJECT
-    manifest = load_manifest(project)
-    if profile is not None and profile not in manifest.profiles:
-        raise UsageError(f"--profile {profile}: not a profile of the archived manifest "
-                         f"(profiles: {', '.join(sorted(manifest.profiles)) or 'none'})")
-    chosen = manifest.profile(profile)
-    image = restore_image(directory, project, index, chosen.runtime)
+    try:
+        manifest = load_manifest(project)
+        if profile is not None and profile not in manifest.profiles:
+            raise UsageError(f"--profile {profile}: not a profile of the archived manifest "
+                             f"(profiles: {', '.join(sorted(manifest.profiles)) or 'none'})")
+        chosen = manifest.profile(profile)
+        image = restore_image(directory, project, index, chosen.runtime)
+    except BaseException:  # nothing ran yet: leave nothing of the archive behind
+        _remove_unpacked(directory, created)
+        raise
     status = run_workflow(project, directory / CACHE_PREFIX, profile, run_stdout)
     expected = _published(directory)
     outcomes = compare(project, expected, manifest.compare, directory / "published" / "outputs",
                        kept=index.get("compare") or {})
     return Rerun(directory, project, chosen.name, chosen.runtime, found[0], status, image, outcomes)
+
+
+def _remove_unpacked(directory: Path, created: bool) -> None:
+    import shutil
+
+    if created:
+        shutil.rmtree(directory, ignore_errors=True)
+        return
+    for entry in directory.iterdir():  # it was empty before unpack
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _published(directory: Path) -> dict[str, str]:

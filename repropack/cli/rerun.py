@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -36,7 +35,7 @@ def command(archive, profile, directory, allowed_signers, max_size, max_members,
     with byte_progress("unpacking", quiet=as_json) as progress:
         result = rerun(archive, directory, profile=profile, allowed_signers=allowed_signers,
                        limits=limits(max_size, max_members, max_ratio), progress=progress,
-                       run_stdout=sys.stderr if as_json else None)
+                       run_stdout=2 if as_json else None)  # the run talks on stderr: stdout is the JSON
     if as_json:
         echo_json(result.as_json())
     else:

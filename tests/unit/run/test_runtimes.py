@@ -141,3 +141,10 @@ def test_the_container_command_checks_each_writable_mount_before_the_step(tmp_pa
     else:
         assert done.returncode == 0, done.stderr
         assert (attempt / "ran").read_text() == "ran\n"
+
+
+def test_docker_network_mode_from_the_environment(monkeypatch):
+    monkeypatch.delenv("REPROPACK_DOCKER_NETWORK", raising=False)
+    assert "network_mode" not in docker_run_kwargs(_job(), uid=0, gid=0)
+    monkeypatch.setenv("REPROPACK_DOCKER_NETWORK", "none")  # what `repropack rerun` sets
+    assert docker_run_kwargs(_job(), uid=0, gid=0)["network_mode"] == "none"
