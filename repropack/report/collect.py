@@ -224,9 +224,31 @@ def _deps_from_run_dirs(root: Path, view: Any, instances: Mapping[str, Instance]
             producers[path] = record["id"]
     for iid, record in view.instances.items():
         producers.update((path, iid) for path in record.outputs)
-    for iid, record in view.instances.items():
+    inputs = {iid: record.inputs for iid, record in view.instances.items()}
+    inputs.update(_cached_inputs(root, [iid for iid in instances if iid not in inputs]))
+    for iid, paths in inputs.items():
         if iid in instances:
-            instances[iid].deps = sorted({producers[p] for p in record.inputs if p in producers} - {iid})
+            instances[iid].deps = sorted({producers[p] for p in paths if p in producers} - {iid})
+
+
+def _cached_inputs(root: Path, ids: Sequence[str]) -> dict[str, list[str]]:
+    """The recorded inputs of instances this run did not make, from the runs their results rest on."""
+    from repropack.run.lookup import evidence_runs
+    from repropack.run.records.reader import open_run
+
+    evidence = evidence_runs(root)
+    by_run: dict[str, set[str]] = {}
+    for iid in ids:
+        if iid in evidence:
+            by_run.setdefault(evidence[iid], set()).add(iid)
+    found: dict[str, list[str]] = {}
+    for run_id, wanted in by_run.items():
+        try:
+            view = open_run(root, run_id, only=wanted)
+        except FileNotFoundError:
+            continue
+        found.update((iid, record.inputs) for iid, record in view.instances.items())
+    return found
 
 
 def _failure_details(view: Any, inst: Instance, redactor: Redactor, lines: int) -> None:

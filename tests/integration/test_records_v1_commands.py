@@ -49,6 +49,7 @@ def test_report_reads_deps_from_the_records(project):
     assert data["deps_source"] == "run-dirs" and data["run"] == RUN2
     assert data["instances"]["bad"]["deps"] == ["gather"]
     assert data["instances"]["gather"]["state"] == "cached"
+    assert data["instances"]["gather"]["deps"] == ["count[s=a]", "count[s=b]"]  # from the run it rests on
     assert "failing" in data["instances"]["bad"]["log_tail"]["stdout"]
 
 

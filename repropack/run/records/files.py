@@ -92,3 +92,8 @@ def dict_or_none(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+
+
+def list_of(value: Any) -> list[Any]:
+    """``value`` when a record holds a list there, else [] (a damaged record costs a field, never a crash)."""
+    return value if isinstance(value, list) else []

@@ -29,8 +29,8 @@ from typing import Any
 
 from repropack.errors import FormatVersionError
 from repropack.run.records import format as fmt
-from repropack.run.records.files import (dict_or_none, int_or_none, num, read_run_file, read_stream, run_info,
-                                         safe_rel, str_or_none)
+from repropack.run.records.files import (dict_or_none, int_or_none, list_of, num, read_run_file, read_stream,
+                                         run_info, safe_rel, str_or_none)
 from repropack.run.records.v1 import load_v1
 from repropack.run.records.entries import AttemptRecord, InstanceRecord, Output, StreamRef
 from repropack.run.records.view import RunView
@@ -151,9 +151,9 @@ def instance_from_v2(record: dict[str, Any]) -> InstanceRecord | None:
     iid = record.get("id")
     if not isinstance(iid, str):
         return None
-    outputs = [rel for p in record.get("outputs") or [] if (rel := safe_rel(p))]
+    outputs = [rel for p in list_of(record.get("outputs")) if (rel := safe_rel(p))]
     parts = record.get("key_parts") if isinstance(record.get("key_parts"), dict) else {}
-    inputs = [rel for e in parts.get("inputs") or [] if isinstance(e, dict) and (rel := safe_rel(e.get("path")))]
+    inputs = [rel for e in list_of(parts.get("inputs")) if isinstance(e, dict) and (rel := safe_rel(e.get("path")))]
     deps = record.get("deps")
     return InstanceRecord(
         id=iid, step=str(record.get("step") or iid.split("[", 1)[0]),
@@ -173,23 +173,23 @@ def attempt_from_v2(record: dict[str, Any], writer: str, where: str) -> AttemptR
     if not isinstance(iid, str) or type(number) is not int:
         return None
     attempt = AttemptRecord(
-        instance=iid, attempt=number, writer=str(record.get("writer") or writer), backend=record.get("backend"),
+        instance=iid, attempt=number, writer=str(record.get("writer") or writer), backend=str_or_none(record.get("backend")),
         job_id=str_or_none(record.get("job_id")), start=num(record.get("start")), end=num(record.get("end")),
         wall=num(record.get("wall")), cpu=num(record.get("cpu")), peak_rss=int_or_none(record.get("peak_rss")),
-        peak_rss_source=record.get("peak_rss_source"), cpu_source=record.get("cpu_source"),
+        peak_rss_source=str_or_none(record.get("peak_rss_source")), cpu_source=str_or_none(record.get("cpu_source")),
         exit_status=int_or_none(record.get("exit_status")), signal=int_or_none(record.get("signal")),
-        failure=record.get("failure"), message=str(record.get("message") or ""),
+        failure=str_or_none(record.get("failure")), message=str(record.get("message") or ""),
         requested=dict_or_none(record.get("requested")) or {},
         staging=dict_or_none(record.get("staging")) or {}, where=where, raw=record)
     bad: list[str] = []
-    for entry in record.get("outputs") or []:
+    for entry in list_of(record.get("outputs")):
         rel = safe_rel(entry.get("path")) if isinstance(entry, dict) else None
         if rel is None:
             bad.append(str(entry.get("path") if isinstance(entry, dict) else entry))
             continue
         attempt.outputs.append(Output(rel, str_or_none(entry.get("sha256")), int_or_none(entry.get("size")),
                                       str(entry.get("type") or "file")))
-    for name, ref in (record.get("streams") or {}).items():
+    for name, ref in (dict_or_none(record.get("streams")) or {}).items():
         file = safe_rel(ref.get("file")) if isinstance(ref, dict) else None
         if name in fmt.STREAM_NAMES and file is not None and file.split("/", 1)[0] in (fmt.STREAMS, fmt.FAILED):
             attempt.streams[name] = StreamRef(file, int_or_none(ref.get("offset")) or 0, int_or_none(ref.get("length")))
@@ -209,8 +209,22 @@ def render_script(instance: InstanceRecord, attempt: AttemptRecord | None) -> st
     if instance.command is None:
         return None
     number = attempt.attempt if attempt is not None else 1
-    staging = attempt.staging if attempt is not None else {}
+    staging = _staging(attempt.staging) if attempt is not None else {}
+    if staging is None:
+        return None  # a damaged staging record: no script is better than a wrong one
     return fmt.script_text(instance.id, number, fmt.executed_command(instance.command, staging))
+
+
+
+
+def _staging(staging: dict[str, Any]) -> dict[str, Any] | None:
+    """The staging record when it has the form format.staging_record writes, else None."""
+    if "command" in staging:
+        return staging if isinstance(staging["command"], str) else None
+    words = staging.get("words", {})
+    if not isinstance(words, dict) or not all(isinstance(k, str) and k and isinstance(v, str) for k, v in words.items()):
+        return None
+    return staging
 
 
 __all__ = ["FormatVersionError", "open_run", "run_ids", "read_stream", "read_run_file", "safe_rel", "render_script"]

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from repropack.run.records.files import dict_or_none, int_or_none, num, read_run_file, run_info, safe_rel
+from repropack.run.records.files import dict_or_none, int_or_none, list_of, num, read_run_file, run_info, safe_rel
 from repropack.run.records.entries import AttemptRecord, InstanceRecord, Output, StreamRef
 from repropack.run.records.view import RunView
 
@@ -59,8 +59,8 @@ def _instance(run_dir: Path, name: str) -> InstanceRecord | None:
         key=record.get("key"), deps=None, command=None, environment=record.get("runtime"),
         profile=record.get("profile"), backend=record.get("backend"),
         resources=dict_or_none(record.get("resources")) or {},
-        inputs=[rel for p in record.get("inputs") or [] if (rel := safe_rel(p))],
-        outputs=[rel for p in record.get("outputs") or [] if (rel := safe_rel(p))],
+        inputs=[rel for p in list_of(record.get("inputs")) if (rel := safe_rel(p))],
+        outputs=[rel for p in list_of(record.get("outputs")) if (rel := safe_rel(p))],
         dir=f"{run_dir.relative_to(run_dir.parents[2]).as_posix()}/{name}", raw=record)
 
 

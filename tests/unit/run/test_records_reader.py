@@ -183,3 +183,33 @@ def test_safe_rel_never_gives_a_path_leaving_the_project(path):
     rel = safe_rel(path)
     if rel is not None:
         assert not rel.startswith("/") and ".." not in rel.split("/") and "\\" not in rel and "\0" not in rel
+
+
+LINE = st.one_of(
+    st.binary(max_size=40),
+    st.dictionaries(st.sampled_from(["instance", "attempt", "outputs", "streams", "exit_status", "failure",
+                                     "failed_dir", "format", "staging"]),
+                    st.one_of(st.none(), st.integers(-2, 3), st.text(max_size=8), st.lists(st.text(max_size=4)),
+                              st.dictionaries(st.sampled_from(["words", "command", "stdout", "file", "a"]),
+                                              st.one_of(st.text(max_size=4), st.lists(st.text(max_size=2)),
+                                                        st.dictionaries(st.text(max_size=3), st.integers())))),
+                    max_size=6).map(lambda d: json.dumps({"instance": "x", "attempt": 1, **d}).encode()),
+)
+
+
+@settings(derandomize=True, max_examples=120, deadline=None)
+@given(st.lists(LINE, max_size=6), st.booleans())
+def test_damaged_results_lines_never_crash_the_reader(tmp_path_factory, lines, torn):
+    run = V2Run(tmp_path_factory.mktemp("damaged") / "proj")
+    run.instance("x", "true")
+    data = b"\n".join(lines) + (b"" if torn else b"\n")
+    (run.dir / rf.results_file("local")).write_bytes(data)
+    try:
+        view = open_run(run.root, RUN)
+    except FormatVersionError as exc:  # a line claiming a newer format: the one error, naming the file
+        assert "results/local.jsonl" in str(exc)
+        return
+    for attempt in view.attempts("x"):
+        assert all(not o.path.startswith("/") for o in attempt.outputs)
+        view.stream(attempt, "stdout")
+        view.script("x", attempt)
