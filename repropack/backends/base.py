@@ -143,6 +143,10 @@ class Job:
     options: Mapping[str, Any] = field(default_factory=dict)  # the profile's backend options (partition, pack, ...)
     # (declared path, path the step writes), project-relative: job-side results hash what was written
     outputs: tuple[tuple[str, str], ...] = ()
+    # without a shared filesystem (staging, Capabilities.shared_filesystem false) the backend carries these
+    # project-relative files to the job: the step's inputs, sources and input list
+    inputs: tuple[str, ...] = ()
+    profile: str = ""  # the profile's name (a backend that serves several profiles tells them apart)
 
     @property
     def script_path(self) -> Path:
@@ -205,6 +209,7 @@ class BackendContext:
     runtimes: frozenset[str] = frozenset()  # the runtimes the run's profiles use on this backend
     supervisor: Any = None  # local only: the run's watchdog, told of every process group and container
     root: Path | None = None  # the project root (a remote backend keeps its job index and records there)
+    profiles: tuple[Any, ...] = ()  # the run's profiles on this backend (a remote one checks them before any job)
 
 
 class Backend(ABC):

@@ -1,7 +1,6 @@
 """Backends by name: how to create each one and what it declares about itself.
 
-``local`` and ``slurm`` are built in; ``aws-batch`` is known (the manifest accepts
-its profile keys) but not available yet, so a run refuses it at plan time. A
+``local``, ``slurm`` and ``aws-batch`` are built in. A
 test (or, later, a plug-in) adds one with :func:`register`; the manifest's
 ``backend = "..."`` accepts exactly the names registered here, and suggests the
 nearest one otherwise.
@@ -34,6 +33,7 @@ class Entry:
     runtimes: tuple[str, ...] | None = None  # the runtimes it can run (None: any); the first is the default
     unavailable: str = "not available yet"
     preflight: Preflight | None = None
+    required: tuple[str, ...] = ()  # of its options, those a profile must give
 
     @property
     def available(self) -> bool:
@@ -45,10 +45,10 @@ _ENTRIES: dict[str, Entry] = {}
 
 def register(name: str, factory: Factory | None, capabilities: CapabilitiesOf | Capabilities, *,
              options: tuple[str, ...] = (), runtimes: tuple[str, ...] | None = None,
-             preflight: Preflight | None = None) -> Entry:
+             preflight: Preflight | None = None, required: tuple[str, ...] = ()) -> Entry:
     """Make ``name`` a backend a profile may name (replaces an entry of that name)."""
     caps = capabilities if callable(capabilities) else (lambda profile, _c=capabilities: _c)
-    entry = Entry(name, factory, caps, options, runtimes, preflight=preflight)
+    entry = Entry(name, factory, caps, options, runtimes, preflight=preflight, required=required)
     _ENTRIES[name] = entry
     return entry
 
@@ -113,6 +113,12 @@ def _remote(*, staging: bool) -> CapabilitiesOf:
     return of
 
 
+def _batch(context: BackendContext) -> Backend:
+    from repropack.backends.batch.backend import BatchBackend
+
+    return BatchBackend(context)
+
+
 def _slurm(context: BackendContext) -> Backend:
     from repropack.backends.slurm.backend import SlurmBackend
 
@@ -135,6 +141,9 @@ register("local", _local, _local_capabilities)
 register("slurm", _slurm, _slurm_capabilities, preflight=_slurm_preflight,
          options=("partition", "account", "qos", "sbatch-args", "reservation", "constraint", "pack",
                   "array-throttle"))
-register("aws-batch", None, _remote(staging=True), options=("queue", "job-definition", "region", "endpoint", "bucket"),
-         runtimes=("docker",))
+# aws-batch: no shared filesystem (files staged through S3); Batch enforces time (attemptDurationSeconds) and
+# memory (the container's limit); its jobs run on when the runner dies (adopt re-attaches)
+register("aws-batch", _batch, _remote(staging=True),
+         options=("queue", "job-definition", "region", "endpoint", "bucket", "registry", "cost"),
+         runtimes=("docker",), required=("queue", "bucket"))
 _BUILTIN = frozenset(_ENTRIES)

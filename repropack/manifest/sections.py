@@ -339,8 +339,15 @@ def profile(check: Checker, name: str, table: dict[str, Any], key: KeyPath) -> P
             opts[option] = check.integer(table, option, key, minimum=1)
         elif option == "pack":
             opts[option] = _pack(check, table, key)
+        elif option == "cost":  # aws-batch's price table, checked by the backend (backends/batch/settings.py)
+            opts[option] = table.get(option)
+            if option in table and not isinstance(table[option], dict):
+                check.error(key + (option,), "'cost' must be a table such as { vcpu-hour = 0.04, gb-hour = 0.004 }")
         else:
             opts[option] = check.string(table, option, key)
+    for option in entry.required:
+        if not opts.get(option):
+            check.error(key, f"backend {backend!r} needs {option!r} in the profile")
     return Profile(
         name=name,
         backend=backend,  # type: ignore[arg-type]

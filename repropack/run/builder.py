@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,9 @@ class AttemptBuilder:
             mounts = outputs.writable_dirs(self.tree) if profile.runtime != "host" else []
             try:
                 job = self._job(inst, profile, attempt, adir, idir, mounts, res, command, slot, outputs)
+                if not ctx.capabilities(profile).shared_filesystem:  # the backend stages what the step reads
+                    reads = (*inst.inputs, *inst.sources, *((inputs_list,) if inputs_list else ()))
+                    job = replace(job, inputs=tuple(dict.fromkeys(reads)), profile=profile.name)
                 if profile.runtime == "host" and self.snapshot is None:
                     self.snapshot = Snapshot.take(ctx.root)
                 backend = ctx.backends.for_profile(profile)

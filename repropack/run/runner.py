@@ -295,7 +295,10 @@ class Runner:
         runtimes: dict[str, frozenset[str]] = {}
         for p in self._used.values():
             runtimes[p.backend] = runtimes.get(p.backend, frozenset()) | {p.runtime}
-        self.backends = BackendPool(self.run_id, runtimes, supervisor, self.root)
+        on: dict[str, tuple[Any, ...]] = {}
+        for p in self._used.values():
+            on[p.backend] = (*on.get(p.backend, ()), p)
+        self.backends = BackendPool(self.run_id, runtimes, supervisor, self.root, on)
         ctx = RunContext(root=self.root, run_id=self.run_id, dag=self.dag, units=self.units, options=self.options,
                          events=self.events, redactor=self.redactor, environments=self.environments,
                          profile_for=self.profile_for, capabilities=self.capabilities, labels=self.labels(),

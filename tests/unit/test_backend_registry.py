@@ -17,10 +17,27 @@ def test_nearest_name(typed, meant):
 def test_built_in_backends_and_their_availability():
     assert registry.names()[:3] == ("local", "slurm", "aws-batch")
     assert registry.get("local").available and registry.get("slurm").available
-    assert not registry.get("aws-batch").available
+    assert registry.get("aws-batch").available
     assert registry.get("aws-batch").runtimes == ("docker",)
+    assert registry.get("aws-batch").required == ("queue", "bucket")
     with pytest.raises(ValueError):
         registry.unregister("local")
+
+
+def test_aws_batch_declares_staging_and_that_its_jobs_survive_the_runner():
+    from types import SimpleNamespace
+
+    caps = registry.get("aws-batch").capabilities(SimpleNamespace(cpus=None, memory=None))
+    assert not caps.shared_filesystem and caps.enforces_time and caps.enforces_memory and caps.survives_runner
+    assert not caps.co_schedules
+
+
+def test_aws_batch_profile_needs_queue_and_bucket(tmp_path):
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "repropack.toml").write_text('[project]\nname = "p"\n\n[profiles.c]\nbackend = "aws-batch"\nqueue = "q"\n')
+    _, errors = check_manifest(root)
+    assert [e.reason for e in errors] == ["backend 'aws-batch' needs 'bucket' in the profile"]
 
 
 def write(root, backend):

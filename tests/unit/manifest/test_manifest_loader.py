@@ -95,6 +95,7 @@ queue = "spot"
 job-definition = "repropack"
 region = "eu-west-1"
 endpoint = "http://127.0.0.1:5000"
+bucket = "s3://repropack-bucket/runs"
 """
 
 
