@@ -61,7 +61,7 @@ def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, par
     events = make_events(as_json, quiet=quiet, verbose=verbose)
     runner = Runner(manifest, dag, options, events)
     _prepare(runner, as_json=as_json, quiet=quiet, verbose=verbose)
-    with _observation(runner, manifest, dag, profile, metrics, pushgateway, quiet or as_json):
+    with _observation(runner, manifest, dag, profile, metrics, pushgateway, quiet or as_json, redact):
         if isinstance(events, RichEvents):
             with events:
                 result = runner.run()
@@ -93,21 +93,25 @@ def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, par
         raise UsageError(f"run ended {result.status}")
 
 
-def _observation(runner, manifest, dag, profile, metrics, pushgateway, quiet: bool):
-    """Metrics (and the final push) beside the run, read from its journal: a no-op unless asked for."""
+def _observation(runner, manifest, dag, profile, metrics, pushgateway, quiet: bool, redact):
+    """Metrics, the final push and alerts beside the run, read from its journal: a no-op unless asked for."""
     import contextlib
 
-    if not (metrics or pushgateway):
+    try:
+        chosen = manifest.profile(profile)
+    except KeyError:
+        chosen = None
+    alerts = (chosen.alerts if chosen is not None else None) or manifest.alerts
+    if not (metrics or pushgateway or alerts):
         return contextlib.nullcontext()
+    from repropack.observe.causes import table_for
     from repropack.observe.session import Observation, ObserveOptions
 
-    try:
-        backend = manifest.profile(profile).backend
-    except KeyError:
-        backend = "local"
     planned = {iid: inst.step.name for iid, inst in dag.instances.items()}
-    observation = Observation(manifest.root, runner.run_id, ObserveOptions(metrics=metrics, pushgateway=pushgateway),
-                              profile=profile or "local", backend=backend, planned=planned,
+    options = ObserveOptions(metrics=metrics, pushgateway=pushgateway, alerts=alerts, project=manifest.project.name,
+                             redact=redact, causes=table_for(manifest))
+    observation = Observation(manifest.root, runner.run_id, options, profile=profile or "local",
+                              backend=chosen.backend if chosen is not None else "local", planned=planned,
                               warn=lambda line: say(f"warning: {line}", err=True))
     return _announced(observation, quiet)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from repropack.errors import ManifestError, ManifestErrors
 from repropack.manifest import MANIFEST_NAME, sections
+from repropack.manifest.alerts import alerts
 from repropack.manifest.graph import link
 from repropack.manifest.model import Environment, Manifest, Step, freeze
 from repropack.manifest.modules import resolve
@@ -90,6 +91,7 @@ def _build(check: Checker, data: dict[str, Any], path: Path, positions: Position
         profiles=MappingProxyType(profiles),
         causes=sections.causes(check, data),
         compare=sections.compare(check, data),
+        alerts=alerts(check, data["alerts"], ("alerts",)) if "alerts" in data else None,
         raw=freeze(data),
         param_texts=MappingProxyType(texts),
         positions=MappingProxyType(all_positions),

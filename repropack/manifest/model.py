@@ -146,6 +146,23 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
+class Alerts:
+    """``[alerts]`` (or a profile's ``alerts``): where run alerts go and when (repropack/observe/alerts.py)."""
+
+    webhooks: tuple[str, ...] = ()  # Slack- or Mattermost-compatible incoming webhook URLs
+    webhooks_env: tuple[str, ...] = ()  # names of environment variables holding webhook URLs (kept out of the file)
+    email: tuple[str, ...] = ()
+    smtp: str | None = None  # HOST or HOST:PORT
+    sender: str | None = None  # the From address; default repropack@<this host>
+    on: tuple[str, ...] = ("end", "failure", "anomaly")
+    slow_factor: float = 3.0  # an instance running longer than this times its step's median
+    min_samples: int = 3  # finished attempts of a step (or of the run) before medians and rates count
+    memory_fraction: float = 0.9  # peak memory above this share of the request
+    failure_rate: float = 0.5  # failed attempts over ended ones above this
+    timeout: float = 5.0  # seconds one delivery may take
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     name: str
     backend: str = "local"  # a name in repropack.backends.registry
@@ -158,6 +175,7 @@ class Profile:
     env: tuple[str, ...] = ()  # caller's environment variables passed into steps (env-keyed ones included)
     env_keyed: tuple[str, ...] = ()  # of those, the ones whose values are part of cache keys (as digests)
     options: Mapping[str, Any] = field(default_factory=lambda: EMPTY)  # backend-specific (partition, account, queue, ...)
+    alerts: Alerts | None = None  # replaces the manifest's [alerts] for runs with this profile
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +210,7 @@ class Manifest:
     profiles: Mapping[str, Profile] = field(default_factory=lambda: EMPTY)
     causes: tuple[CausePattern, ...] = ()  # [[causes]]: tried before the shipped table
     compare: tuple[CompareRule, ...] = ()  # [compare]: rerun's rules for outputs never byte-identical
+    alerts: Alerts | None = None  # [alerts]
     raw: Mapping[str, Any] = field(default_factory=lambda: EMPTY)  # the parsed TOML (read-only), for canonical hashing
     param_texts: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # each param's default as it renders in a command (1, not 1.0)
     # file -> repropack.manifest.positions.Positions (key -> line:column), for later messages

@@ -17,7 +17,7 @@ from repropack.paths import protected_problem
 
 TOP_KEYS = (
     "requires-repropack", "project", "environments", "channels", "image", "data", "params", "steps", "profiles",
-    "causes", "compare",
+    "causes", "compare", "alerts",
 )
 CAUSE_KEYS = ("pattern", "cause", "fix")
 PROJECT_KEYS = ("name", "version", "description", "authors", "license", "source", "url")
@@ -25,7 +25,8 @@ ENVIRONMENT_KEYS = ("python", "channels", "conda", "pip", "indexes", "platforms"
 IMAGE_KEYS = ("base", "name", "workdir", "user")
 DATA_KEYS = ("url", "path", "sha256")
 PARAM_KEYS = ("default", "description")
-PROFILE_KEYS = ("backend", "runtime", "apptainer-flags", "docker-flags", "cpus", "memory", "max-jobs", "env", "env-keyed")
+PROFILE_KEYS = ("backend", "runtime", "apptainer-flags", "docker-flags", "cpus", "memory", "max-jobs", "env", "env-keyed",
+                "alerts")
 RUNTIMES = ("host", "docker", "apptainer")
 PLATFORMS = (
     "linux-64", "linux-aarch64", "linux-ppc64le", "linux-s390x", "linux-armv6l", "linux-armv7l", "linux-32",
@@ -360,7 +361,14 @@ def profile(check: Checker, name: str, table: dict[str, Any], key: KeyPath) -> P
         env=tuple(dict.fromkeys(env + env_keyed)),  # env-keyed variables are passed too
         env_keyed=env_keyed,
         options=MappingProxyType({k: v for k, v in opts.items() if v is not None}),
+        alerts=_alerts(check, table["alerts"], key + ("alerts",)) if "alerts" in table else None,
     )
+
+
+def _alerts(check: Checker, value: Any, key: KeyPath) -> Any:
+    from repropack.manifest.alerts import alerts
+
+    return alerts(check, value, key)
 
 
 def causes(check: Checker, data: dict[str, Any]) -> tuple[CausePattern, ...]:

@@ -8,6 +8,7 @@ the run's own outcome stands.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,10 @@ from repropack.errors import UsageError
 class ObserveOptions:
     metrics: str | None = None  # HOST:PORT to serve /metrics on
     pushgateway: str | None = None  # URL of a Prometheus Pushgateway
+    alerts: Any = None  # the run's Alerts (the profile's or the manifest's), or None
+    project: str = ""
+    redact: Callable[[str], str] = str
+    causes: Any = None  # the cause table (with the manifest's patterns)
 
 
 class Observation:
@@ -31,6 +36,7 @@ class Observation:
         self.profile, self.backend, self.planned, self.warn = profile, backend, planned, warn
         self.server: Any = None
         self.address: tuple[str, int] | None = None
+        self.watch: AlertWatch | None = None
 
     def __enter__(self) -> Observation:
         if self.options.metrics or self.options.pushgateway:
@@ -51,9 +57,16 @@ class Observation:
             except OSError as exc:
                 raise UsageError(f"--metrics {self.options.metrics}: cannot listen there: {exc.strerror or exc}",
                                  hint="pick a free port, or 127.0.0.1:0 for any") from None
+        if self.options.alerts is not None:
+            o = self.options
+            self.watch = AlertWatch(self.root, self.run_id, o.alerts, project=o.project, redact=o.redact,
+                                    causes=o.causes, planned=self.planned, warn=self.warn)
+            self.watch.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.watch is not None:
+            self.watch.close()
         if self.server is None:
             return
         try:
@@ -76,3 +89,40 @@ def _shown(url: str) -> str:
     except ValueError:
         port = ""
     return f"{parts.scheme}://{parts.hostname or '?'}{port}/…" if parts.scheme else "…"
+
+
+class AlertWatch:
+    """Follows the run's journal on a thread of its own and hands the alerts it calls for to delivery."""
+
+    INTERVAL = 0.5  # seconds between looks at the journal
+
+    def __init__(self, root: Path, run_id: str, config: Any, *, project: str, redact: Callable[[str], str],
+                 causes: Any, planned: Mapping[str, str], warn: Callable[[str], None]):
+        from repropack.observe.alerts import AlertRules, Delivery
+        from repropack.observe.live import JournalFollower
+
+        self.follower = JournalFollower(root, run_id, planned)
+        self.rules = AlertRules(config, root, redact, causes)
+        self.delivery = Delivery(config, project=project, warn=warn)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="alerts watch")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.INTERVAL):
+            self._look()
+
+    def _look(self) -> None:
+        try:
+            self.delivery.send(self.rules.check(self.follower.poll()))
+        except OSError:
+            pass  # the journal could not be read this time: the next look tries again
+
+    def close(self) -> None:
+        """One last look (the run's end and its last failures), then a bounded wait for delivery."""
+        self._stop.set()
+        self._thread.join()
+        self._look()
+        self.delivery.close()

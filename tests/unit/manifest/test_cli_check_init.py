@@ -49,7 +49,7 @@ def test_check_json(tmp_path, capsys):
     assert data["problems"] == [{
         "path": str(tmp_path / "repropack.toml"), "line": 1, "column": 1, "key": "nam",
         "message": "unknown key 'nam'", "hint": "valid keys: requires-repropack, project, environments, channels, "
-        "image, data, params, steps, profiles, causes, compare",
+        "image, data, params, steps, profiles, causes, compare, alerts",
     }]
 
 
