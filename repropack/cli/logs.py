@@ -48,7 +48,7 @@ def command(selector, attempt, stream, lines, script_only, project_dir):
             raise UsageError(f"{iid}: run {run_id} (format {view.format}) kept no script for attempt {chosen.attempt}")
         say(redact(script), nl=False)
         return
-    _header(root, view, iid, chosen)
+    _header(root, view, iid, chosen, redact)
     click.echo("-- script.sh")
     say(redact(script) if script is not None else "(none)")
     for name in ("stdout", "stderr"):
@@ -63,7 +63,7 @@ def command(selector, attempt, stream, lines, script_only, project_dir):
             say(redact(text), nl=False)
 
 
-def _header(root: Path, view, iid: str, chosen) -> None:
+def _header(root: Path, view, iid: str, chosen, redact) -> None:
     from repropack.human import fmt_bytes, fmt_seconds
     from repropack.run.verify import result_problems
 
@@ -72,6 +72,9 @@ def _header(root: Path, view, iid: str, chosen) -> None:
         f"wall: {fmt_seconds(chosen.wall)}  cpu: {fmt_seconds(chosen.cpu)}  "
         f"peak rss: {fmt_bytes(chosen.peak_rss)}"
         + (f" ({chosen.peak_rss_source})" if chosen.peak_rss_source else ""))
+    declared = view.instances.get(iid)
+    if declared is not None and declared.command is not None:
+        say(f"command: {redact(declared.command)}")  # as declared (the script below is what ran)
     if chosen.message and chosen.failure:
         say(f"message: {chosen.message}")
     for out in chosen.outputs:

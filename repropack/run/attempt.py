@@ -1,6 +1,6 @@
 """One attempt of one instance: its script, surroundings and resources; then its outputs.
 
-Outputs go to temporary paths under the instance's run directory (``out/``)
+Outputs go to temporary paths in the attempt's slot folder (``scratch/<n>/out-<k>-<name>``)
 and are moved into place with ``rename`` only after the step succeeded, every
 declared output exists and every ``expect`` digest matched: a half-written
 output is never where a later step or run would take it as done. A step whose
@@ -127,7 +127,7 @@ class OutputPlan:
 def mount_ids(own: tuple[Path, ...], mounts: list[tuple[Path, int]]) -> tuple[str, ...]:
     """The "dev:inode" of each writable folder as the runner checked it, for the container's own check.
 
-    `own` (the instance folder and the scratch slot) are the runner's, below .repropack/runs/<run>;
+    `own` (the attempt's slot folder) is the runner's, below .repropack/runs/<run>/scratch;
     a container cannot replace them (they are its mount points), so their last component is enough.
     The slot's HOME is among them: Apptainer mounts it on its own (``--home``).
     """

@@ -36,7 +36,7 @@ class Unstarted:
 
     message: str
     resources: Any
-    attempt_dir: rundir.AttemptDir
+    attempt_dir: rundir.AttemptDir | None  # None: nothing of it is kept but its records
 
 
 @dataclass
@@ -55,11 +55,12 @@ class _Prepared:
     unit: str | None
     backend: Backend
     mounts: list[tuple[Path, int]]  # the checked writable folders and their descriptors
+    staging: dict[str, Any]  # what re-renders the exact command from the declared one (records)
 
 
 class AttemptBuilder:
-    def __init__(self, ctx: Any, state: Any, journal: Any, writer: Any, tree: Any, slots: Any):
-        self.ctx, self.state, self.journal, self.writer, self.tree, self.slots = ctx, state, journal, writer, tree, slots
+    def __init__(self, ctx: Any, state: Any, journal: Any, records: Any, tree: Any, slots: Any):
+        self.ctx, self.state, self.journal, self.records, self.tree, self.slots = ctx, state, journal, records, tree, slots
         self.snapshot: Snapshot | None = None  # the project before the first host step, for `undeclared`
         self._envs: dict[Any, dict[str, str]] = {}  # step environments by (profile, environment, cpus, slot)
 
@@ -84,37 +85,28 @@ class AttemptBuilder:
         return out
 
     def _prepare(self, iid: str, attempt: int, pipe_paths: dict[str, str] | None, unit: str | None) -> Any:
-        """The attempt's directory, outputs and Job; or Unstarted if that failed."""
+        """The attempt's slot, outputs and Job; or Unstarted if that failed.
+
+        The attempt runs in a reusable slot folder (its script, streams, scratch and staged outputs):
+        nothing is made per instance but its records' lines."""
         ctx = self.ctx
         inst = ctx.dag.instances[iid]
         profile = ctx.profile_for(inst)
-        name = rundir.instance_dirname(iid)
-        idir = rundir.InstanceDir(Path(f"{ctx.run_dir}/{name}"))
-        adir = rundir.AttemptDir(Path(f"{ctx.run_dir}/{name}/attempt-{attempt}"), attempt)
         res = resources_for(inst.step, attempt)
-        outputs = plan_outputs(inst, f"{ctx.run_rel}/{name}/attempt-{attempt}")
         slot = None
+        adir = None
         try:
-            if attempt == 1:
-                try:
-                    os.mkdir(idir.path)
-                except FileExistsError:
-                    pass
-            os.mkdir(adir.path)
-            if attempt == 1:
-                self.writer.submit(idir.write_instance, self._instance_record(inst, profile))
-            outputs.prepare(self.tree)
             slot = self.slots.take()
-            inputs_list = None
-            if "{inputs:list}" in inst.step.run:
-                idir.inputs_list.write_text("".join(f"{p}\n" for p in inst.inputs), encoding="utf-8")
-                inputs_list = os.path.relpath(idir.inputs_list, ctx.root)
+            adir = rundir.AttemptDir(slot, attempt)
+            outputs = plan_outputs(inst, os.path.relpath(slot, ctx.root))
+            outputs.prepare(self.tree)
+            inputs_list = self.records.inputs_list(inst) if "{inputs:list}" in inst.step.run else None
             command = inst.command(attempt=attempt, outputs=command_outputs(inst, outputs, pipe_paths or {}),
                                    inputs_list=inputs_list, cpus=res.cpus)
             # held until the job is submitted (its mounts made), so no other folder can take the inode
             mounts = outputs.writable_dirs(self.tree) if profile.runtime != "host" else []
             try:
-                job = self._job(inst, profile, attempt, adir, idir, mounts, res, command, slot, outputs)
+                job = self._job(inst, profile, attempt, adir, mounts, res, command, slot, outputs)
                 if not ctx.capabilities(profile).shared_filesystem:  # the backend stages what the step reads
                     reads = (*inst.inputs, *inst.sources, *((inputs_list,) if inputs_list else ()))
                     job = replace(job, inputs=tuple(dict.fromkeys(reads)), profile=profile.name)
@@ -124,26 +116,33 @@ class AttemptBuilder:
             except BaseException:
                 _close(mounts)
                 raise
+            declared = None
+            if attempt == 1:
+                declared = self.records.planned(inst, self.state.parts.get(iid), profile, res, image=job.image)
+            words = {**dict(zip(outputs.final, outputs.written)), **(pipe_paths or {})}
+            staging = self.records.staging(inst, res.cpus, command, words, declared=declared)
         except (BackendError, OSError, UnsafePath) as exc:
             if slot is not None:
                 self.slots.give_back(slot)
-            return Unstarted(str(exc), res, adir)
+            return Unstarted(str(exc), res, None)
         except Exception:
             if slot is not None:
                 self.slots.give_back(slot)
             raise
-        return _Prepared(inst, attempt, profile, job, adir, outputs, res, command, slot, unit, backend, mounts)
+        return _Prepared(inst, attempt, profile, job, adir, outputs, res, command, slot, unit, backend, mounts,
+                         staging)
 
     def _submitted(self, prep: _Prepared, result: JobHandle | Exception) -> Any:
         _close(prep.mounts)
         if isinstance(result, Exception):
             if prep.slot is not None:
                 self.slots.give_back(prep.slot)
-            return Unstarted(str(result), prep.res, prep.adir)
+            return Unstarted(str(result), prep.res, None)
         handle, backend, res, state = result, prep.backend, prep.res, self.state
         timed = bool(res.time) and not self.ctx.capabilities(prep.profile).enforces_time
         active = Active(prep.inst, prep.attempt, handle, backend, time.monotonic(), None, prep.adir, prep.outputs,
-                        res, prep.command, slot=prep.slot, unit=prep.unit, timed=timed)
+                        res, prep.command, slot=prep.slot, unit=prep.unit, timed=timed, staging=prep.staging,
+                        runtime=prep.profile.runtime)
         if timed and handle.started is not None:
             start_clock(active, handle.started)
         state.active[handle.job_id] = active
@@ -154,7 +153,7 @@ class AttemptBuilder:
         self.ctx.events.started(prep.inst.id, prep.attempt)
         return active
 
-    def _job(self, inst, profile, attempt, adir, idir, mounts, res, command, slot, outputs) -> Job:
+    def _job(self, inst, profile, attempt, adir, mounts, res, command, slot, outputs) -> Job:
         ctx, runtime = self.ctx, profile.runtime
         prefix = ctx.environments.host_prefix(inst.step.environment) if runtime == "host" else None
         marker = (profile.name, runtime, inst.step.environment, res.cpus, slot)
@@ -170,21 +169,13 @@ class AttemptBuilder:
             self._envs[marker] = env
         image = ctx.environments.image(profile, runtime) if runtime != "host" else None
         flags = profile.apptainer_flags if runtime == "apptainer" else profile.docker_flags
-        writable = (idir.path, slot, *(path for path, _ in mounts))
+        writable = (slot, *(path for path, _ in mounts))
         return Job(instance_id=inst.id, attempt=attempt, run_id=ctx.run_id, project=ctx.root,
                    attempt_dir=adir.path, script=render_script(inst.id, attempt, command), env=env,
                    resources=res, runtime=runtime, image=image, env_prefix=prefix, writable=writable,
-                   writable_ids=mount_ids(writable[:2], mounts) if runtime != "host" else (),
+                   writable_ids=mount_ids((slot,), mounts) if runtime != "host" else (),
                    runtime_flags=tuple(flags), labels=ctx.labels, step=inst.step.name,
                    options=profile.options, outputs=tuple(zip(outputs.final, outputs.written)))
-
-    def _instance_record(self, inst: Any, profile: Any) -> dict[str, Any]:
-        parts = self.state.parts
-        return {"id": inst.id, "step": inst.step.name, "wildcards": dict(inst.wildcards), "run": self.ctx.run_id,
-                "key": parts[inst.id].key if inst.id in parts else None,
-                "inputs": list(inst.inputs) if len(inst.inputs) <= 1000 else len(inst.inputs),
-                "outputs": list(inst.outputs), "profile": profile.name, "runtime": profile.runtime,
-                "backend": profile.backend, "retries": inst.step.retries}
 
 
 def _close(mounts: list[tuple[Path, int]]) -> None:

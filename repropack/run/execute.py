@@ -28,16 +28,16 @@ KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when a time limit passes
 
 class Executor:
     def __init__(self, ctx: RunContext, state: LoopState, planner: Any, journal: Any, hashes: Any, scheduler: Any,
-                 supervisor: Any):
+                 supervisor: Any, records: Any):
         self.ctx, self.state, self.dag = ctx, state, ctx.dag
         self.planner, self.journal, self.scheduler, self.supervisor = planner, journal, scheduler, supervisor
-        self.writer = rundir.Writer()
         self.tree = ProjectTree(ctx.root)  # outputs are reached from here, no link leading outside followed
         self.slots = rundir.ScratchSlots(rundir.run_root(ctx.root, ctx.run_id))
+        self.records, self.hashes = records, hashes
         self.frontier = Frontier(self.dag, ctx.units)
-        self.builder = AttemptBuilder(ctx, state, journal, self.writer, self.tree, self.slots)
-        self.finisher = Finisher(ctx, state, journal, self.writer, self.tree, scheduler, hashes, self.frontier,
-                                 RetryPolicy(ctx.options))
+        self.builder = AttemptBuilder(ctx, state, journal, records, self.tree, self.slots)
+        self.finisher = Finisher(ctx, state, journal, records, self.tree, scheduler, hashes, self.frontier,
+                                 RetryPolicy(ctx.options), done=planner.state.done)
         self.units = Units(ctx, state, journal, planner, scheduler, self.tree, self.builder, self.finisher,
                            self.frontier, self._demand)
         self.poller = Poller(state, ctx.events, self._finish)
@@ -87,7 +87,7 @@ class Executor:
                 finisher.fail(iid, "missing-input", f"missing input {path}{why}", attempts=0)
                 continue
             if not decision.run:
-                finisher.skip(iid)
+                finisher.skip(iid, decision.parts)
                 self.frontier.complete(iid)
                 continue
             self.state.parts[iid] = decision.parts
@@ -130,13 +130,17 @@ class Executor:
                                              got.resources, got.attempt_dir)
 
     def _finish(self, active: Any, status: JobStatus) -> None:
+        """The slot is given back once its attempt is recorded (its streams read, its outputs moved
+        or its files kept); a pipe unit's members give theirs back when the unit ends."""
         del self.state.active[active.handle.job_id]
-        if active.slot is not None:
-            self.slots.give_back(active.slot)
         if active.unit is not None:
             self.units.member_ended(active, status)
-        else:
-            self.finisher.finish(active, status)
+            return
+        self.finisher.finish(active, status)
+        if active.slot is not None:
+            result = self.state.results.get(active.inst.id)
+            ok = result is not None and result.status == "done" and result.attempts == active.attempt
+            self.slots.give_back(active.slot, clean=not ok or active.runtime != "host")
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
@@ -162,11 +166,21 @@ class Executor:
         not_run = [iid for iid, result in self.state.results.items() if result.status == "not-run"]
         if not_run:  # selected but never started (an upstream failed, or the run was stopped)
             self.journal.append("not-run", ids=not_run)
-        self.writer.close()
         self.slots.remove()
         self.tree.close()
-        for error in self.writer.errors:
-            self.ctx.events.note(f"warning: could not write a run-directory file: {error}")
+
+    def end_records(self, status: str) -> None:
+        """SHA256SUMS and the final run.json (with what each environment ran in), once nothing runs."""
+        from repropack.run.records.recorder import environments_identity
+
+        with ProjectTree(self.ctx.root) as tree:
+            try:
+                identity = environments_identity(self.ctx.root, self.records.used, self.ctx.environments,
+                                                 self.hashes)
+            except Exception as exc:  # noqa: BLE001 - the identity is a record, not a reason to fail the run
+                self.ctx.events.note(f"warning: could not record the environments' identity: {exc}")
+                identity = {}
+            self.records.end(status, time.time(), tree, identity)
 
     def undeclared(self) -> list[str]:
         snapshot = self.builder.snapshot

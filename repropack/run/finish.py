@@ -14,17 +14,18 @@ from typing import Any
 
 from repropack.backends.base import CANCELLED, TIMEOUT, JobStatus
 from repropack.run import rundir
-from repropack.run.attempt import OutputFailure, collect_outputs
-from repropack.run.checksums import format_checksums
+from repropack.run.attempt import OutputFailure, collect_outputs, resources_for
 from repropack.run.state import InstanceResult
 
 
 class Finisher:
-    def __init__(self, ctx: Any, state: Any, journal: Any, writer: Any, tree: Any, scheduler: Any, hashes: Any,
-                 frontier: Any, retry: Any):
-        self.ctx, self.state, self.journal, self.writer, self.tree = ctx, state, journal, writer, tree
+    def __init__(self, ctx: Any, state: Any, journal: Any, records: Any, tree: Any, scheduler: Any, hashes: Any,
+                 frontier: Any, retry: Any, done: Any = None):
+        self.ctx, self.state, self.journal, self.records, self.tree = ctx, state, journal, records, tree
         self.scheduler, self.hashes, self.frontier, self.retry = scheduler, hashes, frontier, retry
+        self.done = done if done is not None else {}  # instance -> the journal's latest done record (resume)
         self._skipped: list[str] = []  # up-to-date instances not yet journaled
+        self.kept: dict[str, Path] = {}  # instance -> failed/<inst-dir>, where its failed attempts are kept
 
     def finish(self, active: Any, status: JobStatus) -> None:
         """A single instance's attempt ended (it is no longer active, its slot given back)."""
@@ -38,12 +39,11 @@ class Finisher:
             except OutputFailure as exc:
                 failure, message = exc.failure, exc.message
         metrics["failure"] = failure
-        self.writer.submit(active.attempt_dir.write_result, status.exit_code, metrics)
         if failure is not None:
             self.attempt_failed(active.inst, active.attempt, failure, message, active.resources,
                                 active.attempt_dir, metrics=metrics, status=status, command=active.command)
             return
-        self.succeeded(active, collected, metrics)
+        self.succeeded(active, collected, metrics, status=status)
 
     def outcome(self, active: Any, status: JobStatus) -> tuple[str | None, str]:
         failure, message = status.failure, status.message
@@ -59,22 +59,24 @@ class Finisher:
                 "backend": active.backend.name, "job": active.handle.job_id}
 
     def succeeded(self, active: Any, collected: dict[str, Any], metrics: dict[str, Any], *,
-                  streams: dict[str, Any] | None = None, complete: bool = True) -> None:
+                  status: JobStatus | None = None, streams: dict[str, Any] | None = None,
+                  complete: bool = True) -> None:
+        """A successful attempt: its results line (buffered, on disk before the journal's ``done``)
+        and the journal's ``attempt`` and ``done``; its records are the run's, not a folder of its own."""
         inst = active.inst
         digests = {path: digest for path, (digest, _) in collected.items()}
         for path, (digest, st) in collected.items():
             if not digest.startswith("tree:"):
                 self.hashes.remember(path, digest, st)
-        idir = rundir.InstanceDir(active.attempt_dir.path.parent)
-        self.writer.submit(rundir.write_file, f"{idir.path}/{rundir.CHECKSUMS}", format_checksums(digests).encode())
+        self.records.succeeded(active, status, metrics, collected, active.staging)
         parts = self.state.parts[inst.id]
         self.journal.append("attempt", id=inst.id, attempt=active.attempt, status="ok", metrics=metrics)
         self.journal.append("done", id=inst.id, step=inst.step.name, key=parts.key, parts=parts.to_record(),
                             outputs=digests, start=metrics.get("start"), end=metrics.get("end"),
-                            attempts=active.attempt, dir=f"{self.ctx.run_rel}/{idir.path.name}",
+                            attempts=active.attempt, dir=self.ctx.run_rel,
                             **({"streams": streams} if streams else {}))
-        result = InstanceResult(inst.id, "done", attempts=active.attempt, dir=idir.path, command=active.command,
-                                backend=active.backend.name, job_id=active.handle.job_id)
+        result = InstanceResult(inst.id, "done", attempts=active.attempt, dir=Path(self.ctx.run_dir),
+                                command=active.command, backend=active.backend.name, job_id=active.handle.job_id)
         self.state.results[inst.id] = result
         self.ctx.events.finished(result)
         if complete:
@@ -83,16 +85,21 @@ class Finisher:
     def record_failed_attempt(self, iid: str, attempt: int, failure: str, message: str, *, resources: Any = None,
                               metrics: dict[str, Any] | None = None, status: JobStatus | None = None,
                               adir: rundir.AttemptDir | None = None) -> str:
-        """Journal a failed attempt; one that never ran (no metrics) also gets its result file. Returns
-        the message as recorded (secrets masked)."""
-        message = self.ctx.redactor(message)
+        """Journal a failed attempt and keep it: its script, streams and metrics under
+        ``failed/<inst-dir>/attempt-<n>/`` and its results line. Returns the message as recorded
+        (secrets masked)."""
+        ctx = self.ctx
+        message = ctx.redactor(message)
+        metrics = metrics or {"requested": resources.to_record(), "failure": failure}
         self.journal.append("attempt", id=iid, attempt=attempt, status="failed", failure=failure,
                             message=message, exit=status.exit_code if status else None,
-                            signal=status.signal if status else None,
-                            metrics=metrics or {"requested": resources.to_record(), "failure": failure})
-        if metrics is None and adir is not None:
-            adir.path.mkdir(parents=True, exist_ok=True)
-            adir.write_result(None, {"requested": resources.to_record(), "failure": failure, "message": message})
+                            signal=status.signal if status else None, metrics=metrics)
+        inst = ctx.dag.instances[iid]
+        kept = self.records.failed(inst, attempt, attempt_dir=str(adir.path) if adir is not None else None,
+                                   failure=failure, message=message, metrics=metrics, status=status,
+                                   backend=metrics.get("backend") or ctx.profile_for(inst).backend,
+                                   requested=resources.to_record() if resources is not None else None)
+        self.kept[iid] = Path(kept).parent
         return message
 
     def retry_later(self, key: str, attempt: int, failure: str, message: str, *, retries: int) -> bool:
@@ -109,7 +116,7 @@ class Finisher:
                                              status=status, adir=adir)
         if self.retry_later(inst.id, attempt, failure, message, retries=inst.step.retries):
             return
-        self.fail(inst.id, failure, message, attempts=attempt, dir=adir.path.parent, command=command,
+        self.fail(inst.id, failure, message, attempts=attempt, dir=self.kept.get(inst.id), command=command,
                   job_id=status.handle.job_id if status else None)
 
     def fail(self, iid: str, failure: str, message: str, *, attempts: int, dir: Path | None = None,
@@ -127,8 +134,13 @@ class Finisher:
         if not ctx.options.keep_going and failure != CANCELLED:
             state.stopping = True
 
-    def skip(self, iid: str) -> None:
-        """Up to date: not run. Journaled in batches (one record per loop turn), so `status` can say cached."""
+    def skip(self, iid: str, parts: Any = None) -> None:
+        """Up to date: not run. Journaled in batches (one record per loop turn), so `status` can say cached;
+        its instance line names the run its results rest on, and its outputs count as the run's."""
+        inst = self.ctx.dag.instances[iid]
+        done = self.done.get(iid) or {}
+        self.records.planned(inst, parts, self.ctx.profile_for(inst), resources_for(inst.step, 1),
+                             cached_from=done.get("run"), outputs=done.get("outputs") or {})
         result = self.state.results[iid] = InstanceResult(iid, "skipped")
         self.ctx.events.finished(result)
         self._skipped.append(iid)

@@ -132,6 +132,8 @@ class Journal:
         self._pending: list[bytes] = []
         self._last_sync = time.monotonic()
         self._unsynced = False
+        # called first by every flush: the run's records, so no journal line names one not yet written
+        self.before_flush: Any = None
 
     def append(self, kind: str, **fields: Any) -> None:
         record = {"v": JOURNAL_VERSION, "t": kind, "run": self.run_id, **fields}
@@ -140,6 +142,8 @@ class Journal:
 
     def flush(self) -> None:
         """Hand buffered records to the kernel in one write; fsync if the interval passed."""
+        if self.before_flush is not None:
+            self.before_flush()
         if self._pending:
             data = b"".join(self._pending)
             self._pending.clear()

@@ -258,6 +258,13 @@ class FileHashCache:
         """Hash through descriptors opened beneath the root: what was checked is what is read."""
         return sha256_beneath(self.tree, rels)
 
+    def known(self, rel: str) -> tuple[str, int] | None:
+        """(digest, size) as last recorded, without a stat (for records of what was just hashed)."""
+        entry = self._entries.get(rel)
+        if type(entry) is list and len(entry) == 5 and type(entry[4]) is str and type(entry[0]) is int:
+            return entry[4], entry[0]
+        return None
+
     def digest(self, rel: str) -> str | None:
         return self.digests([rel], missing_ok=True).get(rel)
 

@@ -34,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,7 +306,11 @@ class Writer:
 
 
 class ScratchSlots:
-    """Scratch HOME and TMPDIR per concurrent job, reused after being emptied."""
+    """One reusable folder per concurrent job: the attempt's folder (its script, streams and staged
+    outputs) holding the step's scratch HOME and TMPDIR. Made once, emptied between steps, removed
+    at the end of the run: no folder is made or removed per instance."""
+
+    KEEP = ("home", "tmp")
 
     def __init__(self, run_dir: Path):
         self.root = run_dir / "scratch"
@@ -321,10 +326,25 @@ class ScratchSlots:
         (slot / "tmp").mkdir()
         return slot
 
-    def give_back(self, slot: Path) -> None:
+    def give_back(self, slot: Path, *, clean: bool = True) -> None:
+        """``clean``: also remove everything else the slot holds (what a failed attempt left staged,
+        whatever a container put in its writable folder, links included, never followed); without
+        it the slot's script and streams are overwritten by the next step (a successful host step
+        left nothing else: its outputs were renamed into place)."""
         slot_fd = os.open(slot, DIR_FLAGS)  # the slot is a mount point in a container: never replaced
         try:
-            for name in ("home", "tmp"):
+            if clean:
+                for entry in _names(slot_fd):
+                    if entry not in self.KEEP:
+                        remove_entry(slot_fd, entry)
+            else:  # the next step's streams are opened with O_TRUNC: never through a planted link
+                for name in (STDOUT, STDERR):
+                    try:
+                        if not stat.S_ISREG(os.lstat(name, dir_fd=slot_fd).st_mode):
+                            remove_entry(slot_fd, name)
+                    except FileNotFoundError:
+                        pass
+            for name in self.KEEP:
                 _empty(slot_fd, name)  # a step's HOME or TMPDIR must not leak into the next step
         finally:
             os.close(slot_fd)
@@ -332,6 +352,14 @@ class ScratchSlots:
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _names(dir_fd: int) -> list[str]:
+    fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        return os.listdir(fd)
+    finally:
+        os.close(fd)
 
 
 def _empty(slot_fd: int, name: str) -> None:

@@ -283,7 +283,7 @@ class Runner:
         self._check_inputs()
         journal = Journal(journal_path, self.run_id)
         try:
-            self._start_records(journal)
+            records = self._start_records(journal, hashes)
         except BaseException:
             journal.close()
             raise
@@ -303,7 +303,7 @@ class Runner:
                          events=self.events, redactor=self.redactor, environments=self.environments,
                          profile_for=self.profile_for, capabilities=self.capabilities, labels=self.labels(),
                          backends=self.backends, data_paths=frozenset(self._data_paths()))
-        executor = Executor(ctx, self.state, planner, journal, hashes, scheduler, supervisor)
+        executor = Executor(ctx, self.state, planner, journal, hashes, scheduler, supervisor, records)
         previous = _install_signals(self._on_signal)
         status = "failed"
         try:
@@ -329,18 +329,26 @@ class Runner:
         if problem:
             self.events.note(problem)
 
-    def _start_records(self, journal: Journal) -> None:
-        """The run's directory, ``runs/latest``, ``run.json`` and the journal's ``run`` record."""
+    def _start_records(self, journal: Journal, hashes: FileHashCache) -> Any:
+        """The run's directory, ``runs/latest``, ``run.json`` (format 2) and the journal's ``run``
+        record; the records' writer, flushed before the journal each time (see records.writer)."""
+        from repropack.run.records.recorder import Recorder, run_record
+
+        run_dir = rundir.run_root(self.root, self.run_id)
         with ProjectTree(self.root) as tree:  # not through a link planted in .repropack
-            tree.makedirs(os.path.relpath(rundir.run_root(self.root, self.run_id), self.root))
+            tree.makedirs(os.path.relpath(run_dir, self.root))
         rundir.mark_latest(self.root, self.run_id)
         info = {"run": self.run_id, "start": time.time(), "argv": self.redactor.argv(self.options.argv),
                 "host": socket.gethostname(),
                 "profile": self.options.profile, "pid": os.getpid(), "instances": len(self.dag.instances),
                 "masks": self.redactor.digests()}  # so logs/report can mask this run's --param secrets later
-        rundir.write_json(rundir.run_root(self.root, self.run_id) / "run.json", info)
+        records = Recorder(self.root, run_dir, hashes, redact=self.redactor)
+        records.start(run_record(self.root, run_id=self.run_id, argv=info["argv"], profile=self.options.profile,
+                                 started=info["start"], instances=len(self.dag.instances), masks=info["masks"]))
+        journal.before_flush = records.flush
         journal.append("run", **{k: v for k, v in info.items() if k != "run"})
         journal.flush()
+        return records
 
     def _cleanup_leftovers(self) -> None:
         assert self.backends is not None
@@ -370,7 +378,8 @@ def _wind_down(executor: Any, hashes: FileHashCache, journal: Journal, superviso
     """Stop the steps, save the hash cache, end and close the journal, stop the supervisor: every
     part even when one fails (a full disk), so nothing is left running or open; then the first error."""
     undeclared: list[str] = []
-    parts = (executor.shutdown, lambda: undeclared.extend(executor.undeclared()), hashes.save,
+    parts = (executor.shutdown, lambda: executor.end_records(status), lambda: undeclared.extend(executor.undeclared()),
+             hashes.save,
              lambda: journal.append("end", status=status, time=time.time()), journal.close, supervisor.close)
     first: BaseException | None = None
     for part in parts:

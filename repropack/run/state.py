@@ -49,6 +49,8 @@ class Active:
     slot: Path | None = None
     unit: str | None = None  # the lead of its pipe unit, when it streams to or from another instance
     timed: bool = False  # the runner enforces its time limit (the backend does not); deadline set once it runs
+    staging: Mapping[str, Any] = field(default_factory=dict)  # the records' staging (the exact script again)
+    runtime: str = "host"  # a container's slot is emptied after it: it could write links there
 
 
 def start_clock(active: Active, started: float | None) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from repropack.backends.base import CANCELLED, JobStatus
@@ -56,7 +57,7 @@ class Units:
             return
         if not any(d.run for d in decisions):
             for d in decisions:
-                self.finisher.skip(d.instance_id)
+                self.finisher.skip(d.instance_id, d.parts)
             self.frontier.complete(lead)
             return
         for d in decisions:
@@ -77,10 +78,12 @@ class Units:
             self._maybe_end_unit(lead)
             return
         pipe_paths: dict[str, dict[str, str]] = {m: {} for m in members}
+        fifos = os.path.join(self.ctx.run_dir, "pipes")  # one folder per run, the FIFOs removed at the unit's end
+        if readers:
+            os.makedirs(fifos, exist_ok=True)
         for path, reader in readers.items():
             producer = self.dag.producers[path]
-            idir = self._instance_dir(producer)
-            temp = idir.path / f"attempt-{attempt}.pipe-{len(state.relays)}"
+            temp = Path(fifos) / f"{rundir.instance_dirname(producer)}.attempt-{attempt}.pipe-{len(state.relays)}"
             make_fifo(temp)
             pipe_paths[producer][path] = os.path.relpath(temp, self.root)
             relay = Relay(temp, self.root / path, path=path, producer=producer, reader=reader)
@@ -154,10 +157,19 @@ class Units:
             for iid in state.members:
                 _, _, (collected, metrics) = outcomes[iid]
                 mine = {p: streams[p] for p in self.dag.instances[iid].pipes if p in streams}
-                self.finisher.succeeded(state.actives[iid], collected, metrics, streams=mine, complete=False)
+                self.finisher.succeeded(state.actives[iid], collected, metrics, status=state.statuses[iid],
+                                        streams=mine, complete=False)
+            self._give_back(state, ok=True)
             self.frontier.complete(lead)
             return
         self._unit_failed(lead, state, outcomes)
+        self._give_back(state, ok=False)
+
+    def _give_back(self, state: UnitState, *, ok: bool) -> None:
+        """The members' slots, once the unit's attempts are recorded (outputs moved, files kept)."""
+        for active in state.actives.values():
+            if active.slot is not None:
+                self.builder.slots.give_back(active.slot, clean=not ok or active.runtime != "host")
 
     def _unit_outcomes(self, state: UnitState) -> dict[str, tuple[str | None, str, Any]]:
         """Member -> (failure, message, (collected outputs, metrics)); outputs move only if all succeed."""
@@ -193,17 +205,17 @@ class Units:
                 except OutputFailure as exc:
                     outcomes[iid] = (exc.failure, exc.message, (None, metrics))
         for iid, (failure, _, (_, metrics)) in outcomes.items():
-            active, status = state.actives.get(iid), state.statuses.get(iid)
-            if active is not None and status is not None:
+            if metrics is not None:
                 metrics["failure"] = failure
-                self.finisher.writer.submit(active.attempt_dir.write_result, status.exit_code, metrics)
         return outcomes
 
     def _unit_failed(self, lead: str, state: UnitState, outcomes: dict[str, Any]) -> None:
         for iid, (failure, message, (_, metrics)) in outcomes.items():
             if metrics is not None:
+                active = state.actives.get(iid)
                 self.finisher.record_failed_attempt(iid, state.attempt, failure, message, metrics=metrics,
-                                                    status=state.statuses.get(iid))
+                                                    status=state.statuses.get(iid),
+                                                    adir=active.attempt_dir if active is not None else None)
         first = state.failed or next(i for i, o in outcomes.items() if o[0] is not None)
         failure, message, _ = outcomes[first]
         outcomes = {first: outcomes[first], **outcomes}  # the cause is reported first
@@ -213,12 +225,8 @@ class Units:
             return
         for iid, (fail, msg, _) in outcomes.items():
             active = state.actives.get(iid)
-            self.finisher.fail(iid, fail or CANCELLED, msg, attempts=state.attempt,
-                       dir=active.attempt_dir.path.parent if active else None,
-                       command=active.command if active else "")
-
-    def _instance_dir(self, iid: str) -> Any:
-        return rundir.instance_dir(self.root, self.ctx.run_id, iid)
+            self.finisher.fail(iid, fail or CANCELLED, msg, attempts=state.attempt, dir=self.finisher.kept.get(iid),
+                               command=active.command if active else "")
 
 
 def _lost_its_reader(active: Any, status: Any) -> bool:

@@ -96,7 +96,7 @@ def test_example_locks_the_module_environment_and_runs_both_uses(example, env):
     assert len(french) == 8 and any(len(w) < 4 for w, _ in french)
     assert min(len(line.split("\t")[0]) for line in (root / "english/counts.tsv").read_text().splitlines()) == 4
     # tabulate is not in the repository's own venv: the table step ran in the module's environment.
-    script = next((root / ".repropack" / "runs").glob("*/english.table-*/attempt-1/script.sh")).read_text()
+    script = repropack(root, "logs", "--script", "english.table", check=True).stdout
     assert "python modules/wordfreq/scripts/table.py --top 5 english/counts.tsv " in script
     compare = (root / "results/compare.md").read_text(encoding="utf-8")
     assert compare.startswith("# Most frequent words\n")

@@ -64,19 +64,21 @@ def test_runs_then_skips_everything(project):
 
 
 def test_run_directory_holds_script_logs_metrics_and_checksums(project):
+    """Format 2: the run's records, no folder per instance; the script comes back from them."""
     repropack(project, "run", check=True)
     done = {r["id"]: r for r in journal(project) if r["t"] == "done"}
-    idir = project / done["count[sample=alpha]"]["dir"]
-    attempt = idir / "attempt-1"
-    assert (attempt / "script.sh").read_text().splitlines()[2] == "set -euo pipefail"
-    assert (attempt / "exit_code").read_text() == "0\n"
-    metrics = json.loads((attempt / "metrics.json").read_text())
+    run = project / done["count[sample=alpha]"]["dir"]
+    results = {r["instance"]: r for r in map(json.loads, (run / "results" / "local.jsonl").read_text().splitlines())}
+    metrics = results["count[sample=alpha]"]
+    assert metrics["exit_status"] == 0 and metrics["failure"] is None
     assert metrics["wall"] > 0 and metrics["cpu"] >= 0 and metrics["peak_rss"] > 0
-    assert metrics["requested"]["cpus"] == 1
-    assert {"start", "end"} <= set(metrics)
-    line = (idir / "checksums").read_text()
-    assert line.endswith("  results/alpha.count\n")
-    assert not (attempt / "home").exists() and not (idir / "out").exists()  # scratch and staging removed
+    assert metrics["requested"]["cpus"] == 1 and metrics["end"] >= metrics["start"]
+    assert [o["path"] for o in metrics["outputs"]] == ["results/alpha.count"]
+    assert "  results/alpha.count\n" in (run / "SHA256SUMS").read_text()
+    script = repropack(project, "logs", "--script", "count:alpha", check=True).stdout
+    assert script.splitlines()[2] == "set -euo pipefail"
+    assert not (run / "scratch").exists()  # the slots (scratch and staging) are removed with the run's end
+    assert not [p for p in run.iterdir() if p.is_dir() and p.name.startswith("count")]
 
 
 def test_moved_copied_and_touched_project_reruns_nothing(project, tmp_path):

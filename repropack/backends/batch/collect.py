@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from repropack.backends.base import EXIT, LOST, SIGNAL, JobState, JobStatus
+from repropack.backends.base import EXIT, LOST, JobState, JobStatus
 from repropack.backends.batch import aws
 from repropack.backends.batch.staging import DigestMismatch, Stager
 from repropack.backends.batch.status import Reading
@@ -46,10 +46,6 @@ def collect(stager: Stager, watched: Any, reading: Reading, run_id: str) -> JobS
     code = reading.exit_code if results is None else results.get("exit_status", reading.exit_code)
     if results is not None and results.get("failure"):
         state, failure, message = JobState.FAILED, results["failure"], str(results.get("message") or "")
-    elif state is JobState.FAILED and failure == LOST and isinstance(code, int) and code != 0:
-        # the job side saw the step end (some engines, moto among them, report no exit code): its figure holds
-        failure, message = (SIGNAL, f"killed by signal {code - 128}") if 128 < code <= 192 else \
-            (EXIT, f"exit code {code}")
     elif state is JobState.SUCCEEDED and results is None:
         state, failure, message = JobState.FAILED, LOST, "the job succeeded but left no results record"
     if state is JobState.SUCCEEDED:

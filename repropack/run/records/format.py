@@ -87,7 +87,7 @@ def iter_lines(data: bytes, path: Path | str, what: str) -> Iterator[dict[str, A
 def run_record(*, run_id: str, repropack_version: str, argv: Sequence[str], host: str, user: str | None,
                profile: str | None, started: float, manifest: Mapping[str, Any] | None,
                lock: Mapping[str, Any] | None, environments: Mapping[str, Mapping[str, Any]],
-               pid: int, instances: int, masks: Sequence[str] = (), ended: float | None = None,
+               pid: int, instances: int, masks: Any = None, ended: float | None = None,
                status: str = "running") -> dict[str, Any]:
     """``run.json``. Written when the run starts (status ``running``) and replaced when it ends.
     ``masks`` are the salted digests of this run's secret values (``logs`` masks them later)."""
@@ -96,7 +96,7 @@ def run_record(*, run_id: str, repropack_version: str, argv: Sequence[str], host
             "manifest": dict(manifest) if manifest is not None else None,
             "lock": dict(lock) if lock is not None else None,
             "environments": {name: dict(env) for name, env in environments.items()},
-            "pid": pid, "instances": instances, "masks": list(masks)}
+            "pid": pid, "instances": instances, "masks": masks}
 
 
 def environment_identity(*, runtime: str, lock_sha256: str | None = None, image_id: str | None = None,

@@ -50,7 +50,21 @@ def run_ids(root: Path) -> list[str]:
         entries = list(os.scandir(runs_root(root)))
     except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False) and e.name != "latest")
+    names = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False) and e.name != "latest")
+    stamps = [name[:16] for name in names]
+    if len(set(stamps)) == len(stamps):
+        return names
+    # runs started within one second: their random suffixes say nothing of their order, run.json does
+    return sorted(names, key=lambda name: (name[:16], _started(runs_root(root) / name), name))
+
+
+def _started(run_dir: Path) -> float:
+    try:
+        started = run_format(run_dir)[1]
+    except FormatVersionError:
+        return 0.0
+    value = started.get("started", started.get("start"))
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
 def run_format(run_dir: Path) -> tuple[int, dict[str, Any]]:

@@ -12,6 +12,7 @@ its folder under ``failed/``.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -93,13 +94,7 @@ class RecordsWriter:
         streams log; returns the results record's ``streams``. The files are left as they are."""
         found: dict[str, dict[str, Any]] = {}
         for name, path in files.items():
-            try:
-                if os.stat(path).st_size == 0:
-                    continue
-                with open(path, "rb") as handle:
-                    data = handle.read()
-            except FileNotFoundError:
-                continue
+            data = _read_regular(path)
             if not data:
                 continue
             if self._stream_end is None:
@@ -126,13 +121,15 @@ class RecordsWriter:
         for name, path in files.items():
             target = f"{self.run_dir}/{rel}/{name}"
             try:
-                os.replace(path, target)
+                os.replace(path, target)  # a link is moved as a link, never followed
+                st = os.lstat(target)
             except FileNotFoundError:
                 continue
-            if name in rf.STREAM_NAMES:
-                size = os.stat(target).st_size
-                if size:
-                    streams[name] = rf.stream_ref(f"{rel}/{name}", 0, size)
+            if not stat.S_ISREG(st.st_mode):  # a container put a link or a FIFO there: not the step's log
+                os.unlink(target)
+                continue
+            if name in rf.STREAM_NAMES and st.st_size:
+                streams[name] = rf.stream_ref(f"{rel}/{name}", 0, st.st_size)
         fd = self._open(f"{rel}/{rf.METRICS}", _CREATE)
         try:
             _write_all(fd, metrics, f"{self.run_dir}/{rel}/{rf.METRICS}")
@@ -175,6 +172,28 @@ class RecordsWriter:
             if self._dir_fd >= 0:
                 os.close(self._dir_fd)
                 self._dir_fd = -1
+
+
+def _read_regular(path: str) -> bytes:
+    """A step's log, read only if it is a regular file (a container may have swapped it for a link
+    to a host file, or a FIFO): never followed, never blocking."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # missing, or a link (ELOOP)
+        return b""
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+            return b""
+        chunks = []
+        while True:
+            chunk = os.read(fd, max(st.st_size, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _write_all(fd: int, data: bytes, shown: str) -> None:

@@ -92,3 +92,19 @@ def test_a_planted_link_is_never_written_through(tmp_path):
         writer.flush()
     assert victim.read_text() == "keep\n"
     writer.close()
+
+
+def test_a_log_swapped_for_a_link_is_neither_read_nor_kept(tmp_path):
+    run, slot = tmp_path / "run", tmp_path / "slot"
+    run.mkdir()
+    slot.mkdir()
+    secret = tmp_path / "secret"
+    secret.write_text("host file\n")
+    os.symlink(secret, slot / "stdout")
+    os.mkfifo(slot / "stderr")
+    writer = RecordsWriter(run)
+    assert writer.streams("a", 1, {"stdout": str(slot / "stdout"), "stderr": str(slot / "stderr")}) == {}
+    rel, streams = writer.keep_failed("a-1", 1, {"stdout": str(slot / "stdout"), "stderr": str(slot / "stderr")}, b"{}\n")
+    writer.close()
+    assert streams == {} and sorted(os.listdir(run / rel)) == ["metrics.json"]
+    assert secret.read_text() == "host file\n"
