@@ -119,3 +119,27 @@ def test_pack_refuses_outputs_changed_since_the_run(project, tmp_path, capsys):
     assert main(["pack", "-C", str(project), "-o", str(tmp_path / "x.tar.zst")]) == 8
     assert "differ from what the run recorded" in capsys.readouterr().err
     assert not (tmp_path / "x.tar.zst").exists()
+
+
+@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="ssh-keygen (openssh-client) missing")
+def test_pack_sign_then_verify_and_rerun_check_the_signer(project, tmp_path, capsys):
+    import subprocess
+
+    def keypair(name):
+        key = tmp_path / name
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True)
+        kind, blob = key.with_suffix(".pub").read_text().split()[:2]
+        signers = tmp_path / f"{name}.allowed"
+        signers.write_text(f'{name}@lab namespaces="repropack" {kind} {blob}\n')
+        return key, signers
+
+    (alice, alice_ok), (_, mallory_ok) = keypair("alice"), keypair("mallory")
+    archive = tmp_path / "signed.tar.zst"
+    assert main(["pack", "-C", str(project), "-o", str(archive), "--with-inputs", "--sign", str(alice)]) == 0
+    assert main(["verify", str(archive), "--allowed-signers", str(alice_ok)]) == 0
+    assert "signed by alice@lab" in capsys.readouterr().out
+    target = tmp_path / "reader"
+    assert main(["rerun", str(archive), "--dir", str(target), "--allowed-signers", str(mallory_ok)]) == 8
+    assert "not listed in" in capsys.readouterr().err
+    assert not target.exists()
+    assert main(["rerun", str(archive), "--dir", str(target), "--allowed-signers", str(alice_ok)]) == 0
