@@ -162,6 +162,10 @@ def _end_attempt(inst: Instance, record: Mapping[str, Any]) -> None:
     attempt.message = str(record.get("message") or "")
     attempt.exit = record.get("exit", metrics.get("exit_code"))
     attempt.signal = record.get("signal")
+    attempt.backend = metrics.get("backend")
+    cost = metrics.get("cost")
+    if isinstance(cost, Mapping) and isinstance(cost.get("estimate"), (int, float)):
+        attempt.cost, attempt.currency = float(cost["estimate"]), str(cost.get("currency") or "USD")
     if attempt.status == "ok":
         inst.state = DONE
 

@@ -129,6 +129,9 @@ def _cards(report: Report) -> str:
               f"{len(report.critical_path)} instance(s) · {fmt_pct(crit_share)} of the wall time"),
         _card("Peak memory", escape(fmt_bytes(peak)), "largest of one instance"),
     ]
+    if report.cost is not None:  # a profile with a price table (aws-batch `cost`)
+        by_step = " · ".join(f"{escape(s.name)} {s.cost:.4f}" for s in report.steps if s.cost is not None)
+        cards.append(_card("Estimated cost", f"{report.cost:.4f} {escape(report.currency or '')}", by_step))
     return '<section class="cards">' + "".join(cards) + "</section>"
 
 
@@ -269,13 +272,13 @@ def _all_instances(report: Report) -> str:
         f'<tr class="s-{escape(i.state)}"><td><code>{escape(i.id)}</code></td><td>{escape(i.state)}</td>'
         f'<td class="num">{len(i.attempts)}</td><td class="num">{escape(fmt_seconds(i.span if i.attempts else None))}</td>'
         f'<td class="num">{escape(fmt_seconds(i.cpu if i.attempts else None))}</td>'
-        f'<td class="num">{escape(fmt_bytes(i.peak_rss))}</td></tr>' for i in shown)
+        f'<td class="num">{escape(fmt_bytes(i.peak_rss))}</td><td>{escape(i.backend or "")}</td></tr>' for i in shown)
     more = (f'<p class="note">First {MAX_TABLE_ROWS:,} of {len(report.instances):,} instances; '
             "<code>repropack report --json</code> has them all.</p>") if len(report.instances) > MAX_TABLE_ROWS else ""
     return (
         f'<section id="instances"><details><summary><h2>All instances ({len(report.instances):,})</h2></summary>'
         '<table class="grid"><thead><tr><th>instance</th><th>state</th><th>attempts</th><th>took</th><th>CPU</th>'
-        f'<th>peak memory</th></tr></thead><tbody>{rows}</tbody></table>{more}</details></section>'
+        f'<th>peak memory</th><th>backend</th></tr></thead><tbody>{rows}</tbody></table>{more}</details></section>'
     )
 
 

@@ -35,6 +35,9 @@ class Attempt:
     message: str = ""
     exit: int | None = None
     signal: int | None = None
+    backend: str | None = None  # the backend that ran it (local, slurm, aws-batch)
+    cost: float | None = None  # estimated from the profile's price table (aws-batch `cost`), in `currency`
+    currency: str | None = None
 
     @property
     def reserved_cpu(self) -> float:
@@ -87,6 +90,15 @@ class Instance:
         peaks = [a.peak_rss for a in self.attempts if a.peak_rss is not None]
         return max(peaks) if peaks else None
 
+    @property
+    def backend(self) -> str | None:
+        return next((a.backend for a in reversed(self.attempts) if a.backend), None)
+
+    @property
+    def cost(self) -> float | None:
+        costs = [a.cost for a in self.attempts if a.cost is not None]
+        return sum(costs) if costs else None
+
 
 @dataclass
 class StepSummary:
@@ -99,6 +111,8 @@ class StepSummary:
     peak_rss_max: int | None
     req_memory: int | None  # the largest memory asked for by an attempt of this step
     req_cpus: int
+    backends: list[str] = field(default_factory=list)  # where its instances ran
+    cost: float | None = None  # estimated, every attempt (failed ones too)
 
     @property
     def cpu_efficiency(self) -> float | None:
@@ -140,6 +154,15 @@ class Report:
         return sum(i.cpu for i in self.instances.values())
 
     @property
+    def cost(self) -> float | None:
+        costs = [i.cost for i in self.instances.values() if i.cost is not None]
+        return sum(costs) if costs else None
+
+    @property
+    def currency(self) -> str | None:
+        return next((a.currency for i in self.instances.values() for a in i.attempts if a.currency), None)
+
+    @property
     def reserved_cpu_seconds(self) -> float:
         return sum(i.reserved_cpu for i in self.instances.values())
 
@@ -174,8 +197,15 @@ def summarize_steps(instances: dict[str, Instance]) -> list[StepSummary]:
             peak_rss_max=max(peaks) if peaks else None,
             req_memory=max(mems) if mems else None,
             req_cpus=max(cpus) if cpus else 1,
+            backends=sorted({i.backend for i in group if i.backend}),
+            cost=_sum_costs(i.cost for i in group),
         ))
     return out
+
+
+def _sum_costs(costs: Any) -> float | None:
+    known = [c for c in costs if c is not None]
+    return sum(known) if known else None
 
 
 def to_record(report: Report) -> dict[str, Any]:
@@ -195,6 +225,7 @@ def to_record(report: Report) -> dict[str, Any]:
         "counts": {s: report.count(s) for s in STATES if report.count(s)},
         "cpu_hours": report.cpu_seconds / 3600,
         "reserved_cpu_hours": report.reserved_cpu_seconds / 3600,
+        "cost": {"estimate": report.cost, "currency": report.currency} if report.cost is not None else None,
         "critical_path": report.critical_path,
         "critical_seconds": report.critical_seconds,
         "deps_source": report.deps_source,

@@ -78,6 +78,11 @@ def test_cloud_run_matches_local_digests_and_moto_reports_succeeded(tmp_path, ba
     keys = moto_server.objects(BUCKET)
     assert keys and all(k.startswith("tests/cas/sha256/") for k in keys), sorted(keys)
     assert run_cli(root, "verify", env=aws_env).returncode == 0
+    # the report shows where each step ran and what it cost (estimated from the profile's price table)
+    report = json.loads(run_cli(root, "report", "--json", env=aws_env, check=True).stdout)
+    assert report["cost"]["currency"] == "USD" and report["cost"]["estimate"] > 0
+    assert {s["name"]: s["backends"] for s in report["steps"]} == {"count": ["aws-batch"], "summary": ["aws-batch"]}
+    assert all(s["cost"] > 0 for s in report["steps"])
 
 
 def test_array_children_each_get_their_index(tmp_path, base_image, moto_server, aws_env):
