@@ -91,6 +91,12 @@ from typing import Any
 
 from repropack.errors import BackendError
 
+# What marks a run's jobs: every step's environment carries RUN_ENV=<run id>, every container the
+# labels LABEL_RUN=<run id> and LABEL_PROJECT=<project label> (clean-up finds them by these).
+RUN_ENV = "REPROPACK_RUN_ID"
+LABEL_RUN = "repropack.run"
+LABEL_PROJECT = "repropack.project"
+
 
 class JobState(enum.Enum):
     PENDING = "pending"
@@ -207,7 +213,6 @@ class BackendContext:
 
     run_id: str
     runtimes: frozenset[str] = frozenset()  # the runtimes the run's profiles use on this backend
-    supervisor: Any = None  # local only: the run's watchdog, told of every process group and container
     root: Path | None = None  # the project root (a remote backend keeps its job index and records there)
     profiles: tuple[Any, ...] = ()  # the run's profiles on this backend (a remote one checks them before any job)
 

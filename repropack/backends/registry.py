@@ -94,13 +94,14 @@ def create(name: str, context: BackendContext) -> Backend:
 
 
 def _local(context: BackendContext) -> Backend:
-    from repropack.backends.local import LocalBackend
+    from repropack.backends.local.backend import LocalBackend
 
-    return LocalBackend(run_id=context.run_id, supervisor=context.supervisor, runtimes=context.runtimes)
+    # the runner's backend: it starts the run's supervisor, which cleans up if this process is killed
+    return LocalBackend(run_id=context.run_id, supervise=True, runtimes=context.runtimes)
 
 
 def _local_capabilities(profile: Any) -> Capabilities:
-    from repropack.backends.local import capabilities
+    from repropack.backends.local.backend import capabilities
 
     return capabilities(profile)
 

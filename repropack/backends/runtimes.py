@@ -12,10 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from repropack.backends.base import Job
+from repropack.backends.base import LABEL_RUN, Job
 from repropack.backends.resources import docker_limits
 from repropack.errors import RunError
-from repropack.run.supervisor import LABEL_RUN
 
 # Inside a container: the streams go to files in the (writable) attempt directory,
 # so the container's own log stays empty and logs are readable while it runs.

@@ -19,19 +19,18 @@ from repropack.run import rundir
 class BackendPool:
     """The run's one instance of each backend its profiles name, created on first use."""
 
-    def __init__(self, run_id: str, runtimes: Mapping[str, frozenset[str]], supervisor: Any, root: Any = None,
+    def __init__(self, run_id: str, runtimes: Mapping[str, frozenset[str]], root: Any = None,
                  profiles: Mapping[str, tuple[Any, ...]] | None = None):
         self.run_id, self.root = run_id, root
         self.profiles = profiles or {}  # backend name -> the run's profiles on it
         self.runtimes = runtimes  # backend name -> the runtimes the run's profiles use on it
-        self.supervisor = supervisor
         self._made: dict[str, Backend] = {}
 
     def for_profile(self, profile: Any) -> Backend:
         backend = self._made.get(profile.backend)
         if backend is None:
             context = BackendContext(run_id=self.run_id, runtimes=self.runtimes.get(profile.backend, frozenset()),
-                                     supervisor=self.supervisor, root=self.root,
+                                     root=self.root,
                                      profiles=self.profiles.get(profile.backend, ()))
             backend = self._made[profile.backend] = registry.create(profile.backend, context)
         return backend

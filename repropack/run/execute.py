@@ -28,9 +28,9 @@ KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when a time limit passes
 
 class Executor:
     def __init__(self, ctx: RunContext, state: LoopState, planner: Any, journal: Any, hashes: Any, scheduler: Any,
-                 supervisor: Any, records: Any):
+                 records: Any):
         self.ctx, self.state, self.dag = ctx, state, ctx.dag
-        self.planner, self.journal, self.scheduler, self.supervisor = planner, journal, scheduler, supervisor
+        self.planner, self.journal, self.scheduler = planner, journal, scheduler
         self.tree = ProjectTree(ctx.root)  # outputs are reached from here, no link leading outside followed
         self.slots = rundir.ScratchSlots(rundir.run_root(ctx.root, ctx.run_id))
         self.records, self.hashes = records, hashes
@@ -64,7 +64,6 @@ class Executor:
             self._enforce_deadlines()
             self.finisher.journal_skips()
             self.journal.flush()
-            self.supervisor.flush()
         for iid in self.scheduler.drop_ready():
             self.finisher.not_run(iid)
 

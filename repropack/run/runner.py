@@ -1,9 +1,10 @@
 """The runner: walks a DAG of step instances, skipping what is cached and running the rest.
 
 Order of business for ``Runner.run()``: refuse what can never fit, take the
-project's run lock, fetch and verify ``[data]``, start the supervisor (which
-cleans up if this process is killed), remove containers a killed run left
-behind, then loop: decide each ready instance (skip when its key and outputs
+project's run lock, fetch and verify ``[data]``, create the profiles' backends
+through the registry (the local one starts the run's supervisor, which cleans up
+if this process is killed) and let them remove what a killed run left behind,
+then loop: decide each ready instance (skip when its key and outputs
 match the journal), start what fits, poll, finish attempts (outputs checked,
 hashed and moved into place), retry with backoff, enforce time limits. Every
 finished instance is journaled before its dependents start.
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from repropack.backends import registry
-from repropack.backends.base import Capabilities
+from repropack.backends.base import LABEL_PROJECT, LABEL_RUN, Capabilities
 from repropack.errors import ResourceRequestRefused, RunError, RunInterrupted, StorageError
 from repropack.redact import Redactor, project_redactor
 from repropack.run import rundir
@@ -40,7 +41,6 @@ from repropack.run.context import BackendPool, RunContext
 from repropack.run.scheduler import UNLIMITED, Capacity, Demand, Scheduler, demand_of
 from repropack.run.state import InstanceResult, LoopState
 from repropack.run.statefiles import check_state
-from repropack.run.supervisor import LABEL_PROJECT, LABEL_RUN, Supervisor
 
 if TYPE_CHECKING:
     from repropack.manifest.model import Manifest, Profile
@@ -134,7 +134,7 @@ class Runner:
         self.environments = Environments(manifest, _provision(self.options))
         self.redactor = self.options.redactor or project_redactor(manifest)
         self.state = LoopState()  # what the loop changes; the signal handler sets its `stopping`
-        self.backends: BackendPool | None = None  # made once the supervisor runs
+        self.backends: BackendPool | None = None  # made once the run's lock is held
         self._profiles = Profiles(manifest, self.options.profile)
         self._used: dict[str, Profile] = {}  # profile name -> the profiles the run's instances use
         self._caps: dict[str, Capabilities] = {}  # profile name -> what its backend declares
@@ -287,9 +287,6 @@ class Runner:
         except BaseException:
             journal.close()
             raise
-        uses_docker = any(self.profile_for(i).runtime == "docker" for i in self.dag.instances.values())
-        supervisor = Supervisor(self.run_id, containers=uses_docker)
-        supervisor.start()
         planner = Planner(self.dag, state, hashes, self.environments, resume=self.options.resume,
                           keyed_env=keyed_env(self.root, self._profiles))
         runtimes: dict[str, frozenset[str]] = {}
@@ -298,12 +295,12 @@ class Runner:
         on: dict[str, tuple[Any, ...]] = {}
         for p in self._used.values():
             on[p.backend] = (*on.get(p.backend, ()), p)
-        self.backends = BackendPool(self.run_id, runtimes, supervisor, self.root, on)
+        self.backends = BackendPool(self.run_id, runtimes, self.root, on)
         ctx = RunContext(root=self.root, run_id=self.run_id, dag=self.dag, units=self.units, options=self.options,
                          events=self.events, redactor=self.redactor, environments=self.environments,
                          profile_for=self.profile_for, capabilities=self.capabilities, labels=self.labels(),
                          backends=self.backends, data_paths=frozenset(self._data_paths()))
-        executor = Executor(ctx, self.state, planner, journal, hashes, scheduler, supervisor, records)
+        executor = Executor(ctx, self.state, planner, journal, hashes, scheduler, records)
         previous = _install_signals(self._on_signal)
         status = "failed"
         try:
@@ -313,7 +310,7 @@ class Runner:
             status = "interrupted" if self.state.interrupts else ("failed" if self.state.failed_any else "ok")
         finally:
             _restore_signals(previous)
-            undeclared = _wind_down(executor, hashes, journal, supervisor, status)
+            undeclared = _wind_down(executor, hashes, journal, status)
         result = RunResult(self.run_id, status, self.state.results, undeclared, fetched)
         if status == "interrupted":
             raise RunInterrupted(f"run {self.run_id} stopped; {result.count('done')} instance(s) finished and kept")
@@ -373,14 +370,13 @@ class Runner:
         return self._labels
 
 
-def _wind_down(executor: Any, hashes: FileHashCache, journal: Journal, supervisor: Supervisor,
-               status: str) -> list[str]:
-    """Stop the steps, save the hash cache, end and close the journal, stop the supervisor: every
+def _wind_down(executor: Any, hashes: FileHashCache, journal: Journal, status: str) -> list[str]:
+    """Stop the steps and close the backends, save the hash cache, end and close the journal: every
     part even when one fails (a full disk), so nothing is left running or open; then the first error."""
     undeclared: list[str] = []
     parts = (executor.shutdown, lambda: executor.end_records(status), lambda: undeclared.extend(executor.undeclared()),
              hashes.save,
-             lambda: journal.append("end", status=status, time=time.time()), journal.close, supervisor.close)
+             lambda: journal.append("end", status=status, time=time.time()), journal.close)
     first: BaseException | None = None
     for part in parts:
         try:

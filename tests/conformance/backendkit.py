@@ -9,8 +9,8 @@ from pathlib import Path
 
 from fakebackend import FakeBackend, FakeCluster, Script
 from repropack.backends.base import Backend, Job, JobHandle, JobResources, JobStatus
-from repropack.backends.local import LocalBackend
-from repropack.backends import cgroups
+from repropack.backends.local.backend import LocalBackend
+from repropack.backends.local import cgroups
 from repropack.run.attempt import render_script
 
 SETTLE = 15.0  # seconds a job of these tests may take to reach a terminal state

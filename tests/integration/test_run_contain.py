@@ -160,7 +160,7 @@ def test_defect08_cgroups_of_a_killed_run_are_gone(tmp_path):
     launcher = start_cli(None, root, "run", "-j", "2")
     assert wait_until(lambda: len(pids_running(f"sleep {t}")) == 2, timeout=60) is not None
     run_id = _run_id(root)
-    supervisors = [p for p in pids_running(f"repropack.run.supervisor {run_id}")]
+    supervisors = [p for p in pids_running(f"repropack.backends.local.supervisor {run_id}")]
     assert supervisors
     for pid in supervisors + [launcher.pid]:
         os.kill(pid, signal.SIGKILL)

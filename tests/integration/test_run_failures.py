@@ -119,7 +119,7 @@ def test_keep_going_runs_what_does_not_depend_on_the_failure(tmp_path):
 
 
 def _cgroup_memory() -> bool:
-    from repropack.backends import cgroups
+    from repropack.backends.local import cgroups
 
     return cgroups.detect() is not None
 

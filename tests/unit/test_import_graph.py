@@ -1,7 +1,8 @@
 """The package's import structure, read from the source with ast (nothing is imported).
 
-- no module under repropack/run/ imports repropack.backends.local: the runner reaches
-  backends only through the registry (repropack.backends.registry);
+- no module under repropack/run/ imports repropack.backends.local or any module of it (the
+  supervisor, cgroups, containment): the runner reaches backends only through the registry
+  (repropack.backends.registry), and what is local-only lives in the local backend;
 - the top-level imports of repropack/ form no circle;
 - with function-level (lazy) imports counted too, the only circles are those that the
   imports listed in KNOWN_LAZY_CYCLES (each with its reason) close; an entry that is no
@@ -157,8 +158,9 @@ def test_the_graph_reader_sees_a_circle():
 
 def test_no_module_under_run_imports_the_local_backend():
     lazy = graph(lazy=True)
-    offenders = sorted(m for m, targets in lazy.items()
-                       if m.startswith("repropack.run") and "repropack.backends.local" in targets)
+    local = "repropack.backends.local"
+    offenders = sorted((m, t) for m, targets in lazy.items() if m == "repropack.run" or m.startswith("repropack.run.")
+                       for t in targets if t == local or t.startswith(local + "."))
     assert offenders == [], "run/ reaches backends through repropack.backends.registry only"
 
 
@@ -181,3 +183,15 @@ def test_lazy_imports_close_no_circle_but_the_known_ones():
 def test_low_level_modules_import_nothing_from_run_build_or_lock(module):
     everything = graph(lazy=True)[module]
     assert not {t for t in everything if t.split(".")[1] in ("run", "build", "lock", "cli")}
+
+
+def test_one_docker_adapter_makes_every_client():
+    """lock/, build/, the local backend and clean-up get their client from repropack.docker_api."""
+    makers = ("docker.from_env", "DockerClient(", "APIClient(", "docker.client")
+    offenders = sorted(str(path.relative_to(PACKAGE.parent)) for module, path in MODULES.items()
+                       if module != "repropack.docker_api"
+                       and any(m in path.read_text(encoding="utf-8") for m in makers))
+    assert offenders == []
+    users = {m for m, targets in graph(lazy=True).items() if "repropack.docker_api" in targets}
+    assert {"repropack.lock.base_image", "repropack.build.engine", "repropack.backends.local.backend",
+            "repropack.backends.local.supervisor"} <= users

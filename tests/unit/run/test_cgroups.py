@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from repropack.backends import cgroups
+from repropack.backends.local import cgroups
 
 
 V1_FILES = {"memory": ("memory.max_usage_in_bytes", "memory.limit_in_bytes", "memory.usage_in_bytes",

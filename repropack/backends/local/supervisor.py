@@ -1,6 +1,6 @@
 """A tiny watchdog that outlives the runner just long enough to clean up after it.
 
-The runner starts one supervisor per run (``python -m repropack.run.supervisor
+The runner starts one supervisor per run (``python -m repropack.backends.local.supervisor
 RUN_ID``) and keeps the write end of its stdin. It announces every process
 group it starts (``+pg PID``/``-pg PID``), every container (``+ct ID``) and,
 without cgroups, every orphan a step left to it (``+p PID START``, start time in
@@ -23,9 +23,9 @@ import subprocess
 import sys
 import time
 
-RUN_ENV = "REPROPACK_RUN_ID"
-LABEL_RUN = "repropack.run"
-LABEL_PROJECT = "repropack.project"
+from repropack.backends.base import LABEL_PROJECT, LABEL_RUN, RUN_ENV
+
+__all__ = ["LABEL_PROJECT", "LABEL_RUN", "RUN_ENV", "Supervisor", "remove_containers"]
 FLUSH_INTERVAL = 0.1  # seconds between announcements to the supervisor
 
 
@@ -42,7 +42,7 @@ class Supervisor:
 
     def start(self) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "repropack.run.supervisor", self.run_id, *(["--docker"] if self.containers else [])],
+            [sys.executable, "-m", "repropack.backends.local.supervisor", self.run_id, *(["--docker"] if self.containers else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -143,7 +143,7 @@ def processes_of_run(run_id: str) -> list[int]:
 
 def kill_run(run_id: str, groups: set[int], containers: set[str], *, docker: bool = False,
              processes: dict[int, int] | None = None) -> None:
-    from repropack.backends import cgroups as cg
+    from repropack.backends.local import cgroups as cg
 
     run_groups = cg.run_dirs(run_id)
     if run_groups:  # first: nothing in them can fork away (they are inescapable)
@@ -169,7 +169,7 @@ def kill_run(run_id: str, groups: set[int], containers: set[str], *, docker: boo
 
 def _kill_tracked(groups: set[int], processes: dict[int, int]) -> None:
     """The announced groups and processes, their sessions and every descendant, however deep."""
-    from repropack.backends.reaper import kill
+    from repropack.backends.local.reaper import kill
 
     for _ in range(5):
         table = _process_table()
@@ -191,7 +191,7 @@ def _kill_tracked(groups: set[int], processes: dict[int, int]) -> None:
 
 def _process_table() -> dict[int, tuple[int, int, int]]:
     """pid -> (parent pid, session id, start time) of every process."""
-    from repropack.backends.reaper import stat_fields
+    from repropack.backends.local.reaper import stat_fields
 
     table = {}
     for name in os.listdir("/proc"):

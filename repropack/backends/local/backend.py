@@ -5,8 +5,9 @@ a terminal's Ctrl-C reaches the runner, which stops them in order) and watched
 through pidfds. Docker attempts are containers run through the docker SDK; one
 thread per container waits for it and wakes the poller. What holds a step's
 processes and measures them -- a cgroup per step, or the subreaper's tracking --
-is :class:`~repropack.backends.contain.Containment`. Every process group and
-container is announced to the run's :class:`~repropack.run.supervisor.Supervisor`.
+is :class:`~repropack.backends.local.contain.Containment`. Every process group and
+container is announced to the run's :class:`~repropack.backends.local.supervisor.Supervisor`, which the
+backend starts when it is the runner's (``supervise=True``) and stops in :meth:`LocalBackend.close`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from repropack.backends import cgroups
+from repropack.backends.local import cgroups
 from repropack.backends.base import (
     CANCELLED,
     EXIT,
@@ -37,7 +38,7 @@ from repropack.backends.base import (
     JobState,
     JobStatus,
 )
-from repropack.backends.contain import Containment
+from repropack.backends.local.contain import Containment
 from repropack.backends.runtimes import (
     MOUNT_MISMATCH,
     apptainer_argv,
@@ -48,7 +49,7 @@ from repropack.backends.runtimes import (
 from repropack import docker_api
 from repropack.errors import BackendError
 from repropack.run.rundir import SCRIPT, write_file
-from repropack.run.supervisor import LABEL_PROJECT, Supervisor, remove_containers
+from repropack.backends.local.supervisor import LABEL_PROJECT, Supervisor, remove_containers
 
 DOCKER_TIMEOUT = 60  # seconds an engine call may take before it is an error
 # Python ignores these; an ignored signal stays ignored across exec, so without a reset
@@ -96,10 +97,14 @@ class LocalBackend(Backend):
     # poll blocks in select() until a pidfd or a container's waiter wakes it: the cadence is only a cap
     poll_interval = poll_max_interval = 0.5
 
-    def __init__(self, *, run_id: str, supervisor: Supervisor | None = None, limit_memory: bool = True,
+    def __init__(self, *, run_id: str, supervise: bool = False, limit_memory: bool = True,
                  runtimes: frozenset[str] | None = None):
         self.run_id = run_id
-        self.supervisor = supervisor
+        self.supervisor: Supervisor | None = None
+        if supervise:
+            self.supervisor = Supervisor(run_id, containers=runtimes is None or "docker" in runtimes)
+            self.supervisor.start()
+        supervisor = self.supervisor
         self.runtimes = runtimes  # None: any (cleanup_leftovers looks for containers only if docker is used)
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -195,6 +200,8 @@ class LocalBackend(Backend):
 
     # -- poll -----------------------------------------------------------------------------
     def poll(self, handles: Sequence[JobHandle], wait: float = 0.0) -> dict[str, JobStatus]:
+        if self.supervisor is not None:
+            self.supervisor.flush()  # what was started or ended since the last poll (batched)
         wanted = {h.job_id for h in handles}
         if any(j in self._finished for j in wanted):
             wait = 0.0
@@ -339,6 +346,9 @@ class LocalBackend(Backend):
         if self._docker is not None:
             self._docker.close()
             self._docker = None
+        if self.supervisor is not None:
+            self.supervisor.close()
+            self.supervisor = None
 
 
 @functools.lru_cache(maxsize=8)

@@ -1,9 +1,9 @@
 """What holds a local step's processes, and where its resource figures come from.
 
 With writable cgroups (root, or a delegated v2 subtree) every host, Apptainer and Docker step runs in
-a cgroup of the run (:mod:`repropack.backends.cgroups`): its processes cannot leave it, they are
+a cgroup of the run (:mod:`repropack.backends.local.cgroups`): its processes cannot leave it, they are
 killed when the step's main process ends, and the figures are the group's own counters. Without, the
-runner is a subreaper that tracks each step's processes (:mod:`repropack.backends.reaper`); CPU then
+runner is a subreaper that tracks each step's processes (:mod:`repropack.backends.local.reaper`); CPU then
 comes from ``wait4`` (the step and the descendants it waited for) and peak memory from sampling.
 ``peak_rss_source`` and ``cpu_source`` in an attempt's metrics say which it was.
 """
@@ -14,8 +14,8 @@ import resource
 from pathlib import Path
 from typing import Any
 
-from repropack.backends import cgroups
-from repropack.backends.reaper import Reaper
+from repropack.backends.local import cgroups
+from repropack.backends.local.reaper import Reaper
 
 JOIN_SCRIPT = Path(__file__).with_name("cgroup_join.sh")  # sourced through BASH_ENV
 
