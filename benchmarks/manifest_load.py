@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from repropack.manifest import load_manifest  # noqa: E402
-from repropack.run.dag import expand  # noqa: E402
+from repropack.manifest.dag import expand  # noqa: E402
 
 
 def manifest_text(count: int) -> str:

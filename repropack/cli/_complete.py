@@ -48,7 +48,7 @@ def instance_selectors(ctx: click.Context, param: click.Parameter, incomplete: s
     if manifest is None:
         return []
     try:
-        from repropack.run.dag import expand
+        from repropack.manifest.dag import expand
 
         ids = list(expand(manifest).instances)
     except Exception:  # an expansion error (a bad --param default, ...) offers the step names only

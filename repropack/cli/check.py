@@ -60,7 +60,7 @@ def _record(error) -> dict:
 
 
 def _summary(manifest) -> dict:
-    from repropack.run.dag import expand
+    from repropack.manifest.dag import expand
 
     return {
         "path": str(manifest.path),

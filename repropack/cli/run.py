@@ -41,7 +41,7 @@ def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, par
     """
     from repropack.errors import StepFailed, UsageError
     from repropack.manifest import load_manifest
-    from repropack.run.dag import expand
+    from repropack.manifest.dag import expand
 
     manifest = load_manifest(project_dir)
     overrides = _parse_params(params)

@@ -14,7 +14,7 @@ def _current_instances(root) -> dict[str, str] | None:
     """The manifest's instances now (id -> step), or None when it cannot be read (status still answers)."""
     from repropack.errors import ReproError
     from repropack.manifest import load_manifest
-    from repropack.run.dag import expand
+    from repropack.manifest.dag import expand
 
     try:
         dag = expand(load_manifest(root), {})

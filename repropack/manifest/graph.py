@@ -1,6 +1,6 @@
 """References between steps, checked once every step is parsed: unique names, ``needs``,
 environments and profiles. Producers, gathers and cycles need the steps' instances and are
-checked by expanding the DAG (``repropack.run.dag``)."""
+checked by expanding the DAG (``repropack.manifest.dag``)."""
 
 from __future__ import annotations
 

@@ -172,7 +172,7 @@ def _add_environments(check: Checker, environments: dict[str, Environment], new:
 
 def _expand(manifest: Manifest, check: Checker) -> None:
     """Expand the DAG once so producers, gathers and cycles are checked at load time."""
-    from repropack.run.dag import expand
+    from repropack.manifest.dag import expand
 
     try:
         expand(manifest, check_only=True)

@@ -20,7 +20,7 @@ from repropack.backends import registry
 from repropack.backends.base import LOST, TIMEOUT
 from repropack.errors import RunError, RunInterrupted
 from repropack.manifest import load_manifest
-from repropack.run.dag import expand
+from repropack.manifest.dag import expand
 from repropack.run.journal import read_records
 from repropack.run.runner import JOURNAL, Runner, RunOptions
 

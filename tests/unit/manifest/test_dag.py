@@ -1,4 +1,4 @@
-"""Expansion of the manifest into step instances (repropack.run.dag)."""
+"""Expansion of the manifest into step instances (repropack.manifest.dag)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from repropack.errors import ManifestError, UsageError
 from repropack.manifest import load_manifest
-from repropack.run.dag import expand
+from repropack.manifest.dag import expand
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -9,7 +9,7 @@ import pytest
 
 from repropack.errors import ManifestError
 from repropack.manifest import load_manifest
-from repropack.run.dag import expand
+from repropack.manifest.dag import expand
 
 MODULE = """
 [module]

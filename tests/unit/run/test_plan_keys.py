@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from repropack.manifest import load_manifest
-from repropack.run.dag import expand
+from repropack.manifest.dag import expand
 from repropack.run.environments import Environments
 from repropack.run.journal import JournalState
 from repropack.run.keys import KEY_SCHEME, FileHashCache

@@ -1,6 +1,7 @@
-"""The expansion behind :func:`repropack.run.dag.expand`, kept apart so dag.py stays the contract.
+"""Expansion of the manifest into a DAG of step instances (load-time validation uses it too).
 
-Three linear passes: (1) every step's instances and their output paths, indexed
+:func:`expand` turns the manifest's steps into :class:`~repropack.manifest.instances.Instance`
+objects in a :class:`~repropack.manifest.instances.Dag`, in three linear passes: (1) every step's instances and their output paths, indexed
 path -> producer; (2) every instance's inputs and dependencies: a bound input is one
 dict lookup, a gather one lookup in a group index built once per (input, producer);
 (3) a topological order of the steps (a cycle is named), instances emitted step by step.
@@ -13,13 +14,13 @@ from types import MappingProxyType
 
 from repropack.errors import ManifestError, ManifestErrors
 from repropack.manifest import placeholders as ph
-from repropack.manifest.model import Manifest, Step
+from repropack.manifest.model import EMPTY, Manifest, Step
 from repropack.manifest.cmdsources import CommandSources
 from repropack.manifest.patterns import Pattern, apply_overrides, instance_id, used_params
 from repropack.manifest.positions import KeyPath, format_key
 from repropack.manifest.stepfiles import spec_key
 from repropack.paths import is_normal, nested, normalize, path_problem, protected_problem
-from repropack.run.dag import CommandPlan, Dag, Instance
+from repropack.manifest.instances import CommandPlan, Dag, Instance
 
 
 class _StepInfo:
@@ -393,3 +394,16 @@ def _named(outs: tuple[str, ...], names: tuple[str | None, ...]) -> Mapping[str,
         if name is not None:
             out[name] = out.get(name, ()) + (path,)
     return MappingProxyType(out)
+
+
+def expand(manifest: Manifest, params: Mapping[str, str] = EMPTY, *, check_only: bool = False) -> Dag:
+    """Every step instance of ``manifest``; ``params`` are ``--param KEY=VALUE`` overrides.
+
+    Raises ManifestErrors for problems only visible across instances (two steps writing
+    one file, a gather that matches no step, a cycle), UsageError for a bad override.
+    ``check_only`` (the loader's own check) stops before building the instances.
+    """
+    return Expansion(manifest, params).run(check_only=check_only)
+
+
+__all__ = ["CommandPlan", "Dag", "Expansion", "Instance", "expand"]
