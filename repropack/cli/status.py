@@ -24,13 +24,25 @@ def _current_instances(root) -> dict[str, str] | None:
 
 
 @click.command("status")
+@click.option("--watch", is_flag=True,
+              help="Redraw the last run's progress (per step, throughput, ETA, slowest, failures) until it ends.")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+              help="Seconds between redraws with --watch.")
 @project_dir
 @json_output
-def command(project_dir, as_json):
+def command(watch, interval, project_dir, as_json):
     """Show the state of the last run: per step, how many instances are done, cached, failed, not run."""
     from repropack.run.status import last_run_status
 
     root = project_dir.resolve()
+    if watch:
+        from repropack.cli._watch import watch as follow
+        from repropack.errors import UsageError
+
+        if as_json:
+            raise UsageError("--watch draws for a terminal; use `status --json` (once) for scripts")
+        follow(root, interval, _current_instances)
+        return
     last, table = last_run_status(root, _current_instances(root))
     _add_causes(root, table, (last or {}).get("masks"))
     if as_json:
