@@ -34,6 +34,7 @@ from repropack.backends import jobside
 from repropack.backends.base import Backend, BackendContext, Job, JobHandle, JobState, JobStatus
 from repropack.backends.slurm import batch as batching
 from repropack.backends.slurm import cli
+from repropack.backends.slurm.sif import sif_problem
 from repropack.backends.slurm.status import ResultsFile, from_record, needs_resubmit, without_record
 from repropack.errors import BackendError
 
@@ -79,8 +80,12 @@ class _State:
 
 class SlurmBackend(Backend):
     name = "slurm"
-    poll_interval = 0.5
-    poll_max_interval = 8.0
+    # poll() itself only reads the results files (a stat per open element) ...
+    poll_interval = 0.25
+    poll_max_interval = 1.0
+    # ... and asks squeue at most this often, backing off while nothing changes
+    squeue_interval = 0.5
+    squeue_max_interval = 5.0
 
     def __init__(self, context: BackendContext, *, latency_wait: float = LATENCY_WAIT):
         self.run_id = context.run_id
@@ -90,6 +95,8 @@ class SlurmBackend(Backend):
         self._max_array: int | None = None
         self._sacct_off: str | None = None
         self._copied: set[Path] = set()
+        self._squeue_next = 0.0
+        self._squeue_gap = self.squeue_interval
 
     # -- submitting ------------------------------------------------------------------------
     def submit(self, job: Job) -> JobHandle:
@@ -103,6 +110,11 @@ class SlurmBackend(Backend):
         position = {id(job): n for n, job in enumerate(jobs)}
         ready = []
         for n, job in enumerate(jobs):
+            problem = sif_problem(job.image, job.project) if job.runtime == "apptainer" else None
+            if problem:
+                out[n] = BackendError(self.name, f"step {job.step or job.instance_id!r}: {problem}; nothing submitted",
+                                      job_id=job.instance_id)
+                continue
             try:
                 job.script_path.write_text(job.script, encoding="utf-8")
                 ready.append(job)
@@ -204,9 +216,13 @@ class SlurmBackend(Backend):
         open_ = [m for m in members if m.final is None]
         for eid in {m.element for m in open_}:
             self._take_records(self.s.elements[eid])
-        open_ = [m for m in open_ if m.final is None]
-        if open_:
-            self._from_queue(open_)
+        still = [m for m in open_ if m.final is None]
+        if len(still) < len(open_):
+            self._squeue_gap = self.squeue_interval  # things are ending: look closely
+        if still and time.monotonic() >= self._squeue_next:
+            self._from_queue(still)
+            self._squeue_next = time.monotonic() + self._squeue_gap
+            self._squeue_gap = min(self.squeue_max_interval, self._squeue_gap * 2)
         out: dict[str, JobStatus] = {}
         for m in members:
             if m.final is not None:
@@ -221,7 +237,9 @@ class SlurmBackend(Backend):
     def _take_records(self, el: _Element) -> None:
         el.results.read()
         for job_id in el.members:
-            m = self.s.members[job_id]
+            m = self.s.members.get(job_id)
+            if m is None:
+                continue  # forgotten
             record = el.results.records.get((m.handle.instance_id, m.handle.attempt))
             if record is None or m.final is not None or m.element != el.element_id:
                 continue
@@ -244,7 +262,9 @@ class SlurmBackend(Backend):
                 if entry.state not in cli.TERMINAL:
                     if entry.state == "RUNNING":
                         for job_id in el.members:
-                            self.s.members[job_id].started = self.s.members[job_id].started or now
+                            m = self.s.members.get(job_id)
+                            if m is not None and m.started is None:
+                                m.started = now
                     continue
             elif not el.seen and now - el.submitted < UNSEEN_GRACE:
                 continue
@@ -266,8 +286,8 @@ class SlurmBackend(Backend):
             if el.cancelled and state in (None, "GONE"):
                 state = "CANCELLED"
             for job_id in el.members:
-                m = self.s.members[job_id]
-                if m.final is not None or m.element != el.element_id:
+                m = self.s.members.get(job_id)
+                if m is None or m.final is not None or m.element != el.element_id:
                     continue
                 if m.held is not None and state in (None, "CANCELLED"):
                     m.final = from_record(m.handle, m.held)
