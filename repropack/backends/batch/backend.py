@@ -311,8 +311,10 @@ def _requirements(resources: Any) -> dict[str, Any]:
 
 
 def _token(job: Job) -> str:
-    """The attempt's place in the run's prefix: ``<instance folder>/attempt-<n>``."""
-    return f"{job.attempt_dir.parent.name}/{job.attempt_dir.name}"
+    """The attempt's place in the run's prefix: ``<instance folder name>/attempt-<n>``."""
+    from repropack.run.rundir import instance_dirname
+
+    return f"{instance_dirname(job.instance_id)}/attempt-{job.attempt}"
 
 
 def create(context: BackendContext) -> BatchBackend:

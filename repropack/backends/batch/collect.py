@@ -3,17 +3,16 @@
 Nothing a job uploaded is trusted before it is checked: each output is downloaded beside the
 attempt, its sha256 compared with the digest the job side computed (a mismatch is fetched once
 more, then the attempt fails as ``digest-mismatch`` and the file is never used), and only then
-moved to the path the runner gave the step. The attempt's results line (records format 2, writer
-``batch-<job id>``) is appended to the run folder's ``results/``.
+moved to the path the runner gave the step. The runner writes the attempt's results line from the
+status (records format 2), with the job side's figures and the estimated cost.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from repropack.backends.base import EXIT, LOST, JobState, JobStatus
+from repropack.backends.base import EXIT, LOST, SIGNAL, JobState, JobStatus
 from repropack.backends.batch import aws
 from repropack.backends.batch.staging import DigestMismatch, Stager
 from repropack.backends.batch.status import Reading
@@ -22,7 +21,16 @@ from repropack.run.records import format as records
 from repropack.run.safepath import ProjectTree, UnsafePath
 
 LOG_GROUP = "/aws/batch/job"
-CLOUDWATCH = "cloudwatch.log"
+CLOUDWATCH = "cloudwatch"  # <run folder>/cloudwatch/<instance folder>.attempt-<n>.log
+
+
+def log_path(stager: Stager, run_id: str, receipt: dict[str, Any]) -> Path:
+    """Where the container's CloudWatch log is kept: in the run's folder (an attempt's folder is a reused slot)."""
+    from repropack.run.rundir import instance_dirname, run_root
+
+    folder = run_root(stager.project, run_id) / CLOUDWATCH
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{instance_dirname(receipt['instance'])}.attempt-{receipt['attempt']}.log"
 
 
 def collect(stager: Stager, watched: Any, reading: Reading, run_id: str) -> JobStatus:
@@ -31,33 +39,36 @@ def collect(stager: Stager, watched: Any, reading: Reading, run_id: str) -> JobS
     keys = receipt["keys"]
     try:
         results = stager.get_json(keys["results"])
+        adir.mkdir(parents=True, exist_ok=True)  # an adopted job's folder may be gone with its runner
         for name in ("stdout", "stderr"):
             data = stager.get_bytes(keys[name]) or b""
             (adir / name).write_bytes(data)
-        log_note = copy_log(stager, reading.log_stream, adir / CLOUDWATCH)
+        log_note = copy_log(stager, reading.log_stream, log_path(stager, run_id, receipt))
     except (BackendError, OSError, ValueError) as exc:
         return JobStatus(handle, JobState.FAILED, failure=LOST, message=f"cannot collect the job: {exc}",
                          metrics=_metrics(watched, reading, None))
     metrics = _metrics(watched, reading, results)
     if log_note:
         metrics["cloudwatch"] = log_note
-    outputs: list[dict[str, Any]] = []
     state, failure, message = reading.state, reading.failure, reading.message
     code = reading.exit_code if results is None else results.get("exit_status", reading.exit_code)
     if results is not None and results.get("failure"):
         state, failure, message = JobState.FAILED, results["failure"], str(results.get("message") or "")
+    elif state is JobState.FAILED and failure == LOST and isinstance(code, int) and code != 0:
+        # the job side saw the step end (some engines, moto among them, report no exit code): its figure holds
+        failure, message = (SIGNAL, f"killed by signal {code - 128}") if 128 < code <= 192 else \
+            (EXIT, f"exit code {code}")
     elif state is JobState.SUCCEEDED and results is None:
         state, failure, message = JobState.FAILED, LOST, "the job succeeded but left no results record"
     if state is JobState.SUCCEEDED:
         try:
-            outputs = receive_outputs(stager, receipt, results or {}, adir)
+            receive_outputs(stager, receipt, results or {}, adir)
         except DigestMismatch as exc:
             state, failure, message = JobState.FAILED, "digest-mismatch", f"{exc}; the download was not used"
         except (BackendError, OSError, UnsafePath) as exc:
             state, failure, message = JobState.FAILED, "staging", f"cannot place an output: {exc}"
     if state is JobState.FAILED and failure is None:
         failure, message = EXIT, f"exit code {code}"
-    write_results(adir, watched, metrics, code, failure, message, outputs, receipt)
     if state is JobState.SUCCEEDED:
         return JobStatus(handle, state, exit_code=0, metrics=metrics, started=reading.started)
     signal = code - 128 if isinstance(code, int) and 128 < code <= 192 else None
@@ -129,23 +140,3 @@ def _metrics(watched: Any, reading: Reading, results: dict[str, Any] | None) -> 
     if cost is not None:
         metrics["cost"] = {"estimate": cost, "currency": prices.currency, "prices": prices.to_record()}
     return metrics
-
-
-def write_results(adir: Path, watched: Any, metrics: dict[str, Any], code: Any, failure: str | None,
-                  message: str, outputs: list[dict[str, Any]], receipt: dict[str, Any]) -> None:
-    writer = "batch-" + watched.batch_id.replace(":", "-")
-    record = records.result_record(
-        instance=receipt["instance"], attempt=receipt["attempt"], writer=writer, backend=aws.NAME,
-        job_id=watched.batch_id, metrics=metrics, exit_status=code if isinstance(code, int) else None,
-        signal=code - 128 if isinstance(code, int) and 128 < code <= 192 else None, failure=failure,
-        message=message or None, outputs=outputs, streams={}, staging={}, requested=receipt.get("requested", {}))
-    if "cost" in metrics:
-        record["cost"] = metrics["cost"]
-    run_dir = adir.parent.parent
-    folder = run_dir / records.RESULTS
-    folder.mkdir(exist_ok=True)
-    fd = os.open(folder / f"{writer}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, records.dumps_line(record))
-    finally:
-        os.close(fd)

@@ -120,12 +120,12 @@ class Recorder:
         outputs = [rf.output_entry(path, digest, None if digest.startswith("tree:") else st.st_size)
                    for path, (digest, st) in collected.items()]
         streams = self.w.streams(inst.id, active.attempt, {n: f"{adir}/{n}" for n in rf.STREAM_NAMES})
-        self.w.result(rf.result_record(
+        self.w.result(_extras(rf.result_record(
             instance=inst.id, attempt=active.attempt, writer=self.w.writer, backend=active.backend.name,
             job_id=active.handle.job_id, metrics=metrics, exit_status=status.exit_code if status is not None else 0,
             signal=status.signal if status is not None else None,
             failure=None, message=None, outputs=outputs, streams=streams, staging=staging,
-            requested=active.resources.to_record()))
+            requested=active.resources.to_record()), metrics))
         self.current.update((path, digest) for path, (digest, _) in collected.items())
 
     def failed(self, inst: Any, attempt: int, *, attempt_dir: str | None, failure: str, message: str,
@@ -142,13 +142,23 @@ class Recorder:
                                           json.dumps(kept, sort_keys=True, default=str).encode() + b"\n")
         if exit_status is not None:
             self.w.write_whole(f"{rel}/exit_code", b"%d\n" % exit_status)
-        self.w.result(rf.result_record(
+        self.w.result(_extras(rf.result_record(
             instance=inst.id, attempt=attempt, writer=self.w.writer, backend=backend,
             job_id=status.handle.job_id if status is not None else None, metrics=metrics, exit_status=exit_status,
             signal=status.signal if status is not None else None, failure=failure, message=message, outputs=[],
             streams=streams, staging=dict(staging), requested=requested or metrics.get("requested") or {},
-            failed_dir=rel))
+            failed_dir=rel), metrics))
         return f"{self.run_dir}/{rel}"
+
+
+EXTRA_METRICS = ("cost", "batch_job_id", "resubmitted")  # a remote backend's figures kept beside the fields
+
+
+def _extras(record: dict[str, Any], metrics: Mapping[str, Any]) -> dict[str, Any]:
+    for name in EXTRA_METRICS:
+        if metrics.get(name) is not None:
+            record[name] = metrics[name]
+    return record
 
 
 def run_record(root: Path, *, run_id: str, argv: list[str], profile: str | None, started: float, instances: int,
