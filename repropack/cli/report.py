@@ -26,6 +26,7 @@ def command(output, log_lines, project_dir, as_json):
     report = collect(root, log_lines=log_lines)
     path = output if output is not None else root / ".repropack" / "reports" / f"{report.run_id}.html"
     path = path if path.is_absolute() else Path.cwd() / path
+    report.link_base = path.parent
     _write_atomic(path, render_html(report))
     if as_json:
         echo_json({**to_record(report), "html": str(path)})

@@ -11,6 +11,7 @@ than something the run did not use.
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,9 @@ from repropack.provenance.model import AttemptFact, BaseImageFact, EnvironmentFa
 from repropack.redact import MASK, SECRET_NAME, Redactor
 
 
-def read_facts(root: Path, run_id: str | None = None) -> tuple[RunFacts, Redactor]:
+def read_facts(root: Path, run_id: str | None = None, redactor: Redactor | None = None) -> tuple[RunFacts, Redactor]:
     """The facts of run ``run_id`` (default: the last run) of the project at ``root``, secrets masked,
-    and the redactor that masks this run's secrets. Raises UsageError when there is no such run and
+    and the redactor that masks this run's secrets (``redactor``'s values are masked too). Raises UsageError when there is no such run and
     FormatVersionError for records of a newer format."""
     from repropack.errors import UsageError
     from repropack.run.records.reader import open_run
@@ -35,17 +36,19 @@ def read_facts(root: Path, run_id: str | None = None) -> tuple[RunFacts, Redacto
         view = open_run(root, run_id)
     except FileNotFoundError:
         raise UsageError(f"no run {run_id!r} in {root / '.repropack' / 'runs'}") from None
-    return facts_from_view(root, view)
+    return facts_from_view(root, view, redactor)
 
 
-def facts_from_view(root: Path, view: Any) -> tuple[RunFacts, Redactor]:
+def facts_from_view(root: Path, view: Any, extra: Redactor | None = None) -> tuple[RunFacts, Redactor]:
     from repropack import __version__
     from repropack.redact import project_redactor
 
     info = view.info
     manifest_raw = _verified_toml(root, info.manifest, "repropack.toml")
     lock_raw = _verified_toml(root, info.lock, "repropack.lock")
-    redactor = project_redactor(None, _overrides(info.argv), digests=info.masks if isinstance(info.masks, dict) else None)
+    masks = info.masks if isinstance(info.masks, dict) else None
+    found = project_redactor(None, _overrides(info.argv), digests=masks)
+    redactor = Redactor([*found.values, *(extra.values if extra else ())], masks) if extra else found
     facts = RunFacts(
         run_id=info.run_id, status=info.status or "crashed", repropack_version=info.repropack_version or __version__,
         project=((manifest_raw or {}).get("project") or {}).get("name") or root.name,
@@ -54,7 +57,8 @@ def facts_from_view(root: Path, view: Any) -> tuple[RunFacts, Redactor]:
         started=info.started, ended=info.ended, manifest=_file(info.manifest, "repropack.toml"),
         lock=_file(info.lock, "repropack.lock"), params=_params(manifest_raw, info.argv, info.raw, redactor),
         environments=_environments(info.environments, lock_raw), base_image=_base(lock_raw),
-        instances=[_instance(view, rec) for rec in view.instances.values()],
+        instances=_with_deps([_instance(view, rec, redactor) for rec in view.instances.values()],
+                             [rec.deps is None for rec in view.instances.values()]),
         sums=_strip_all(view.checksums()), format=view.format,
     )
     return facts, redactor
@@ -142,31 +146,49 @@ def _base(lock: dict[str, Any] | None) -> BaseImageFact | None:
     return BaseImageFact(base.get("reference"), base.get("digest"), base.get("digest-kind"))
 
 
-def _instance(view: Any, rec: Any) -> InstanceFact:
+def _instance(view: Any, rec: Any, redact: Redactor) -> InstanceFact:
     inputs = [FileFact(i.get("path"), _strip(i.get("sha256")), i.get("size"))
               for i in (rec.key_parts or {}).get("inputs") or [] if isinstance(i, dict) and i.get("path")]
     if not inputs:
         inputs = [FileFact(p) for p in rec.inputs]
     return InstanceFact(
-        id=rec.id, step=rec.step, command=rec.command or _v1_command(view, rec.id), values=dict(rec.values or {}),
+        id=rec.id, step=rec.step, command=redact(rec.command or _v1_command(view, rec.id, rec.outputs)), values=dict(rec.values or {}),
         environment=rec.environment, image=rec.image, profile=rec.profile, backend=rec.backend,
         runtime=(rec.raw or {}).get("runtime"), resources=dict(rec.resources or {}), inputs=inputs,
         outputs=list(rec.outputs or []), deps=list(rec.deps or []), key=rec.key, cached_from=rec.cached_from,
-        attempts=[_attempt(a) for a in view.attempts(rec.id)],
+        attempts=[_attempt(a, redact) for a in view.attempts(rec.id)],
     )
 
 
-def _v1_command(view: Any, iid: str) -> str:
-    """Format 1 kept no command as written: the script's command lines stand in for it."""
+def _with_deps(instances: list[InstanceFact], unrecorded: list[bool]) -> list[InstanceFact]:
+    """Format 1 recorded no dependencies: an instance depends on the instances that made its inputs."""
+    producer = {out: inst.id for inst in instances for out in inst.outputs}
+    for inst, missing in zip(instances, unrecorded):
+        if missing:
+            inst.deps = sorted({producer[i.path] for i in inst.inputs if producer.get(i.path, inst.id) != inst.id})
+    return instances
+
+
+_STAGED = re.compile(r"(?:[^\s'\"]*/)?\.repropack/runs/[^/\s]+/[^/\s]+/attempt-\d+/out-(\d+)-[^\s'\";|&>]*")
+
+
+def _v1_command(view: Any, iid: str, outputs: list[str]) -> str:
+    """Format 1 kept no command as written: the script's command lines stand in for it, each staging
+    path (``.repropack/runs/RUN/DIR/attempt-N/out-K-NAME``) put back as the declared output K."""
     script = view.script(iid) or ""
     lines = [ln for ln in script.splitlines() if ln.strip() and not ln.startswith("#") and ln.strip() != "set -euo pipefail"]
-    return "\n".join(lines)
+
+    def declared(match: re.Match[str]) -> str:
+        k = int(match.group(1))
+        return outputs[k] if k < len(outputs) else match.group(0)
+
+    return _STAGED.sub(declared, "\n".join(lines))
 
 
-def _attempt(a: Any) -> AttemptFact:
+def _attempt(a: Any, redact: Redactor) -> AttemptFact:
     return AttemptFact(
         attempt=a.attempt, start=a.start, end=a.end, wall=a.wall, cpu=a.cpu, peak_rss=a.peak_rss,
         peak_rss_source=a.peak_rss_source, cpu_source=a.cpu_source, exit_status=a.exit_status, signal=a.signal,
-        failure=a.failure, message=a.message or "", backend=a.backend, job_id=a.job_id,
+        failure=a.failure, message=redact(a.message or ""), backend=a.backend, job_id=a.job_id,
         outputs=[FileFact(o.path, _strip(o.sha256), o.size, o.type) for o in a.outputs],
     )

@@ -83,7 +83,19 @@ def collect(root: Path, *, redactor: Redactor | None = None, log_lines: int = LO
     for iid in report.critical_path:
         report.instances[iid].critical = True
     report.steps = summarize_steps(report.instances)
+    report.provenance = _provenance(root, report.run_id, redactor)
     return report
+
+
+def _provenance(root: Path, run_id: str, redactor: Redactor) -> Any | None:
+    """The run's provenance facts (the same the crate holds); None when its records cannot say."""
+    from repropack.errors import ReproError
+    from repropack.provenance.source import read_facts
+
+    try:
+        return read_facts(root, run_id, redactor)[0]
+    except (ReproError, OSError, ValueError):
+        return None
 
 
 def _last_run(records: Iterable[dict[str, Any]]) -> tuple[dict | None, list[dict], set[str]]:

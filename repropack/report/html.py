@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any
 
 from repropack.human import fmt_bytes, fmt_seconds
+from repropack.report.record import instance_table, sections
 from repropack.report.model import CACHED, DONE, FAILED, INTERRUPTED, NOT_RUN, RUNNING, STATES, Instance, Report
 
 MAX_BARS = 20_000  # beyond this the timeline keeps failed, critical and the longest instances
@@ -36,7 +37,8 @@ def render_html(report: Report) -> str:
         _timeline(report, colors),
         _resources(report, colors),
         _critical(report, colors),
-        _all_instances(report),
+        sections(report.provenance, report.link_base),
+        instance_table(report.provenance) if report.provenance is not None else _all_instances(report),
         f'<footer>repropack report · generated {_when(report.generated)} · '
         f'dependencies from {escape(report.deps_source)}</footer>',
     ))

@@ -142,6 +142,8 @@ class Report:
     critical_seconds: float = 0.0
     deps_source: str = "records"  # records (format 2) | run-dirs (format 1) | none: where the dependencies came from
     generated: float = 0.0
+    provenance: Any = None  # the run's RunFacts (repropack/provenance/model.py): the reproducibility record
+    link_base: Any = None  # the folder the HTML is written to: links to SBOMs are relative to it
 
     @property
     def wall(self) -> float:

@@ -113,6 +113,10 @@
         (b[F.prev] || []).forEach(function (p) {
           el("rect", {"class": "retry", x: x(p[0]), y: ly, width: Math.max(1, x(p[0] + p[1]) - x(p[0])), height: bh}, barLayer);
         });
+        if (b[F.state] === 1 && row.laneH >= 10) {  // failed bars carry their label, not only a colour
+          var fl = el("text", {"class": "flabel", x: bx + bw + 4, y: ly + bh - 2}, barLayer);
+          fl.textContent = "\u2717 " + (b[F.failure] || "failed") + " \u00b7 " + b[F.id];
+        }
         if (b[F.crit]) critPoints.push({t: b[F.start], x1: bx, x2: bx + bw, y: ly + bh / 2});
       });
     });
@@ -159,4 +163,47 @@
   var pending = null;
   window.addEventListener("resize", function () { clearTimeout(pending); pending = setTimeout(draw, 150); });
   draw();
+})();
+
+// Sortable tables (click a header; numbers sort by data-sort) and the instance search box.
+(function () {
+  "use strict";
+  function key(cell) {
+    var v = cell.getAttribute("data-sort");
+    if (v !== null && v !== "" && !isNaN(Number(v))) return Number(v);
+    return cell.textContent.trim().toLowerCase();
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), function (table) {
+    var heads = table.tHead ? table.tHead.rows[0].cells : [];
+    Array.prototype.forEach.call(heads, function (th, col) {
+      th.classList.add("sort");
+      th.addEventListener("click", function () {
+        var asc = th.getAttribute("aria-sort") !== "ascending";
+        Array.prototype.forEach.call(heads, function (h) { h.removeAttribute("aria-sort"); });
+        th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+        var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+        rows.sort(function (a, b) {
+          var x = key(a.cells[col]), y = key(b.cells[col]);
+          return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
+        });
+        rows.forEach(function (r) { body.appendChild(r); });
+      });
+    });
+  });
+  var box = document.getElementById("instance-search");
+  var table = document.getElementById("instance-table");
+  var count = document.getElementById("instance-count");
+  if (!box || !table) return;
+  function filter() {
+    var words = box.value.toLowerCase().split(/\s+/).filter(Boolean), shown = 0;
+    Array.prototype.forEach.call(table.tBodies[0].rows, function (r) {
+      var text = r.textContent.toLowerCase();
+      var ok = words.every(function (w) { return text.indexOf(w) >= 0; });
+      r.hidden = !ok;
+      if (ok) shown++;
+    });
+    count.textContent = shown + " of " + table.tBodies[0].rows.length + " shown";
+  }
+  box.addEventListener("input", filter);
+  filter();
 })();

@@ -5,7 +5,7 @@ the environments and no secret."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given, settings
@@ -132,3 +132,18 @@ def test_any_instance_name_gives_one_distinct_action(tmp_path_factory, value):
     actions = [e for e in _by_type(data, "CreateAction") if e["instrument"]["@id"].startswith("#tool-")]
     assert sorted(a["name"] for a in actions) == sorted(i.id for i in facts.instances)
     assert all(" " not in i and "[" not in i for i in ids if i.startswith("#"))
+
+
+def test_ro_crate_py_reads_the_crate_back(tmp_path):
+    from rocrate.rocrate import ROCrate
+
+    facts = sample_run(tmp_path, kind="failed")
+    written = write_facts(facts, tmp_path / "prov")
+    (tmp_path / CRATE_NAME).write_bytes(written.crate.read_bytes())
+    crate = ROCrate(tmp_path)
+    assert crate.metadata.version == "1.1"
+    assert crate.mainEntity.id == "repropack.toml"
+    for inst in facts.instances:
+        action = crate.get("#instance-" + quote(inst.id, safe=""))
+        assert action is not None and action["name"] == inst.id
+    assert crate.get("results/alpha.count")["sha256"] == facts.sums["results/alpha.count"]
