@@ -114,3 +114,40 @@ outputs = ["out/all.txt"]
     assert json.loads((out / CRATE_NAME).read_text())["@graph"]
     missing = repropack(root, "provenance", "no-such-run")
     assert missing.returncode == 2 and "no run 'no-such-run'" in missing.stderr
+
+
+def test_an_interrupted_run_says_so(tmp_path):
+    import signal
+    import time
+
+    from runhelp import start
+
+    root = write_project(tmp_path / "p", """
+[project]
+name = "stopped"
+[[steps]]
+name = "quick"
+run = "echo {n} > {outputs}"
+foreach = { n = ["1", "2"] }
+outputs = ["out/{n}.txt"]
+[[steps]]
+name = "slow"
+run = "sleep 60; echo > {outputs}"
+outputs = ["out/slow.txt"]
+""")
+    runner = start(root, "run", "-j", "3")
+    deadline = time.monotonic() + 60
+    while not ((root / "out/1.txt").exists() and (root / "out/2.txt").exists()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the quick ones' records written
+    runner.send_signal(signal.SIGINT)
+    runner.communicate(timeout=60)
+    assert runner.returncode == 130
+    run_id = last_run_id(root)
+    data = json.loads((root / ".repropack" / "runs" / run_id / "provenance" / CRATE_NAME).read_text())
+    graph = {e["@id"]: e for e in data["@graph"]}
+    run = graph[f"#run-{run_id}"]
+    assert run["actionStatus"] == "FailedActionStatus" and run["error"].startswith("run ended interrupted")
+    actions = {e["name"]: e for e in data["@graph"] if e["@type"] == "CreateAction" and e["instrument"]["@id"] != "repropack.toml"}
+    assert actions["quick[n=1]"]["actionStatus"] == actions["quick[n=2]"]["actionStatus"] == "CompletedActionStatus"
+    assert actions.get("slow", {}).get("actionStatus") != "CompletedActionStatus"
