@@ -23,6 +23,7 @@ from repropack.provenance.model import RunFacts
 CRATE_NAME = "ro-crate-metadata.json"
 PROVENANCE_DIR = "provenance"
 SBOM_DIR = "sbom"
+SBOM_CACHE = Path(".repropack") / "cache" / "sbom"
 
 
 @dataclass
@@ -42,14 +43,14 @@ def default_dir(root: Path, run_id: str) -> Path:
 def write_facts(facts: RunFacts, out_dir: Path, redactor: object | None = None) -> Written:
     """Write the crate and the SBOMs of ``facts`` into ``out_dir`` (each file replaced atomically)."""
     from repropack.provenance.crate import build_crate
-    from repropack.provenance.sbom import build_sbom, environments_of
+    from repropack.provenance.sbom import environments_of
 
     root = Path(facts.root).resolve()
     out_dir = Path(out_dir).resolve()
     written = Written(crate=out_dir / CRATE_NAME)
     ids: dict[str, str] = {}
     for env in environments_of(facts):
-        text, count = build_sbom(facts, env, root)
+        text, count = _sbom(facts, env, root)
         path = out_dir / SBOM_DIR / f"{_safe(env.name)}.cdx.json"
         _write_atomic(path, text)
         written.sboms[env.name], written.packages[env.name] = path, count
@@ -58,6 +59,25 @@ def write_facts(facts: RunFacts, out_dir: Path, redactor: object | None = None) 
     _write_atomic(written.crate, dumps_crate(data))
     written.actions = len(facts.instances)
     return written
+
+
+def _sbom(facts: RunFacts, env: object, root: Path) -> tuple[str, int]:
+    """(text, packages) of an environment's SBOM, from the cache when an earlier run made the same one."""
+    from repropack.provenance.sbom import build_sbom, sbom_key
+
+    cached = root / SBOM_CACHE / f"{sbom_key(facts, env)}.cdx.json"  # type: ignore[arg-type]
+    try:
+        text = cached.read_text(encoding="utf-8")
+        return text, sum(1 for c in json.loads(text).get("components", []) if c.get("type") == "library")
+    except (OSError, ValueError):
+        pass
+    text, count = build_sbom(facts, env, root)  # type: ignore[arg-type]
+    if '"repropack:problem"' not in text:  # a SBOM missing packages is not worth keeping
+        try:
+            _write_atomic(cached, text)
+        except OSError:
+            pass  # a cache that cannot be written costs the next run 0.4 s, nothing else
+    return text, count
 
 
 def write_provenance(root: Path, run_id: str | None = None, out_dir: Path | None = None) -> Written:

@@ -5,13 +5,15 @@ sha256 and md5; each PyPI wheel with its ``pkg:pypi`` purl, the wheel's URL and 
 image with a ``pkg:docker`` / ``pkg:oci`` purl and its digest. The lock files read are the ones the
 run recorded: a file whose sha256 differs from the recorded one (relocked since) is not read, and
 the SBOM says so in a property instead of listing packages that did not run.
-The serial number and timestamp come from the run, so the same run gives the same bytes.
+Nothing in it depends on the run (its serial number is derived from :func:`sbom_key`, it carries no
+timestamp): the same environment gives the same bytes, so a run reuses the SBOM an earlier run made
+(``.repropack/cache/sbom/``) instead of importing cyclonedx-python-lib again.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
+import json
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -102,20 +104,29 @@ def build_sbom(facts: RunFacts, env: EnvironmentFact, root: Path | None = None) 
     components = [_package(p) for p in packages]
     base = _base_image(facts.base_image) if facts.base_image is not None else None
     image = _env_image(env)
-    props = [Property(name="repropack:run", value=facts.run_id),
-             Property(name="repropack:lock_sha256", value=env.lock_sha256 or "none"),
+    props = [Property(name="repropack:lock_sha256", value=env.lock_sha256 or "none"),
              *(Property(name="repropack:lock_file", value=f"{lf.path} sha256:{lf.sha256}") for lf in env.lock_files),
              *(Property(name="repropack:problem", value=text) for text in problems)]
-    stamp = facts.ended or facts.started
     bom = Bom(
-        serial_number=uuid.uuid5(_NAMESPACE, f"{facts.run_id}/{env.name}/{env.lock_sha256}"),
-        metadata=BomMetaData(component=env_component, properties=props,
-                             timestamp=dt.datetime.fromtimestamp(stamp, tz=dt.timezone.utc) if stamp else None),
+        serial_number=uuid.uuid5(_NAMESPACE, sbom_key(facts, env)),
+        metadata=BomMetaData(component=env_component, properties=props),
         components=[c for c in (*components, base, image) if c is not None],
     )
     _tool(bom, facts.repropack_version)
     bom.register_dependency(env_component, [c for c in bom.components])
-    return JsonV1Dot6(bom).output_as_string(indent=1), len(components)
+    data = json.loads(JsonV1Dot6(bom).output_as_string())
+    data["metadata"].pop("timestamp", None)  # the library stamps "now"; the SBOM describes the environment, not the hour
+    return json.dumps(data, indent=1, sort_keys=True) + "\n", len(components)
+
+
+def sbom_key(facts: RunFacts, env: EnvironmentFact) -> str:
+    """What an environment's SBOM is made from, as one digest (the same key, the same bytes)."""
+    base = facts.base_image
+    parts = {"v": 1, "repropack": facts.repropack_version, "project": facts.project, "env": env.name,
+             "lock": env.lock_sha256, "files": [[f.path, f.sha256] for f in env.lock_files],
+             "image": [env.image_name, env.image_id, env.image_digest],
+             "base": [base.reference, base.digest] if base else None}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 def _tool(bom: Any, version: str) -> None:

@@ -134,3 +134,13 @@ def test_newer_records_and_unknown_runs_are_clear_errors(tmp_path):
     run_json.write_text(json.dumps({**json.loads(run_json.read_text()), "format": 99}))
     with pytest.raises(FormatVersionError, match="99"):
         read_facts(root)
+
+
+def test_a_later_run_reuses_the_sbom_of_the_same_environment(tmp_path):
+    root = _project(tmp_path)
+    first = write_provenance(root)
+    cached = list((root / ".repropack" / "cache" / "sbom").glob("*.cdx.json"))
+    assert len(cached) == 1 and cached[0].read_bytes() == first.sboms["default"].read_bytes()
+    again = write_provenance(root, out_dir=tmp_path / "again")
+    assert again.sboms["default"].read_bytes() == first.sboms["default"].read_bytes()
+    assert again.packages == {"default": 1}
