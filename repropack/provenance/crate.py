@@ -163,6 +163,7 @@ class CrateBuilder:
                 self.file(FileFact(sbom), encodingFormat="application/vnd.cyclonedx+json", about=ref(eid),
                           description=f"CycloneDX SBOM of environment {name}")
             self.add(eid, {"@type": "SoftwareApplication", "name": f"environment {name}",
+                           "description": None if env.lock_sha256 else "not locked: the host's own tools",
                            "identifier": env.lock_sha256, "subjectOf": [*locks, *([ref(file_id(sbom))] if sbom else [])]
                            or None, "image": None, "isBasedOn": images or None})
         if f.base_image is not None and f.base_image.reference:
@@ -212,7 +213,9 @@ class CrateBuilder:
         if inst.state == OK:
             return [FileFact(o.path, sums.get(o.path, o.sha256), o.size, o.type) for o in inst.produced]
         if inst.state == CACHED:
-            return [FileFact(p, sums[p]) for p in inst.outputs if p in sums]
+            made = {o.path: o for o in inst.cached_outputs}
+            return [FileFact(p, sums[p], made[p].size if p in made else None, made[p].type if p in made else "file")
+                    for p in inst.outputs if p in sums]
         return []
 
     def _instance_action(self, inst: InstanceFact) -> str:

@@ -61,6 +61,7 @@ class InstanceFact:
     deps: list[str] = field(default_factory=list)
     key: str | None = None
     cached_from: str | None = None  # the run that made the outputs this run reused
+    cached_outputs: list[FileFact] = field(default_factory=list)  # as that run recorded them (sizes)
     attempts: list[AttemptFact] = field(default_factory=list)
 
     @property

@@ -208,4 +208,5 @@ def validate_sbom(text: str) -> str | None:
 
 
 def environments_of(facts: RunFacts) -> Iterable[EnvironmentFact]:
-    return (facts.environments[name] for name in sorted(facts.environments))
+    """The locked environments (steps without one ran with the host's tools: nothing to list)."""
+    return (facts.environments[name] for name in sorted(facts.environments) if facts.environments[name].lock_sha256)

@@ -61,7 +61,27 @@ def facts_from_view(root: Path, view: Any, extra: Redactor | None = None) -> tup
                              [rec.deps is None for rec in view.instances.values()]),
         sums=_strip_all(view.checksums()), format=view.format,
     )
+    _cached_outputs(root, facts.instances)
     return facts, redactor
+
+
+def _cached_outputs(root: Path, instances: list[InstanceFact]) -> None:
+    """A cached instance's outputs as the run that made them recorded them (their sizes); nothing
+    when that run's records are gone (``repropack clean``)."""
+    from repropack.errors import ReproError
+    from repropack.run.records.reader import open_run
+
+    by_run: dict[str, list[InstanceFact]] = {}
+    for inst in instances:
+        if inst.cached_from:
+            by_run.setdefault(inst.cached_from, []).append(inst)
+    for run_id, group in by_run.items():
+        try:
+            earlier = open_run(root, run_id, only={i.id for i in group})
+        except (FileNotFoundError, ReproError, OSError, ValueError):
+            continue
+        for inst in group:
+            inst.cached_outputs = [FileFact(o.path, _strip(o.sha256), o.size, o.type) for o in earlier.outputs(inst.id)]
 
 
 def _file(record: dict[str, Any] | None, default: str) -> FileFact | None:
