@@ -2,7 +2,8 @@
 
 The apptainer CLI is called directly rather than through spython: spython only
 runs an executable named ``singularity`` and calls ``sys.exit`` on a failed
-build, which a library must not do. Apptainer 1.4 writes a fresh UUID and
+build, which a library must not do (spython reads SIF labels for the SLURM backend's
+checks, guarded: ``backends/slurm/sif.py``). Apptainer 1.4 writes a fresh UUID and
 timestamps into every SIF, so two builds never share a sha256; what must match
 is the content, hashed here over the unpacked squashfs partition: every path
 with its type, permission bits, owner, link target and file bytes, but no

@@ -147,3 +147,20 @@ def test_sbatch_errors_are_told_apart():
     with pytest.raises(cli.CommandFailed) as info:
         cli.run(["sh", "-c", "echo 'sbatch: error: invalid partition specified: nope' >&2; exit 1"])
     assert not info.value.transient
+
+
+def test_a_sif_missing_or_built_from_another_lock_is_named(tmp_path, monkeypatch):
+    import hashlib
+
+    from repropack.backends.slurm import sif
+
+    assert "does not exist" in sif.sif_problem(str(tmp_path / "x.sif"), tmp_path)
+    image = tmp_path / "x.sif"
+    image.write_bytes(b"sif")
+    (tmp_path / "repropack.lock").write_text("lock 1\n")
+    current = "sha256:" + hashlib.sha256(b"lock 1\n").hexdigest()
+    monkeypatch.setattr(sif, "labels", lambda path: {sif.LOCK_LABEL: current})
+    assert sif.sif_problem(str(image), tmp_path) is None
+    (tmp_path / "repropack.lock").write_text("lock 2, newer\n")
+    problem = sif.sif_problem(str(image), tmp_path)
+    assert "is stale" in problem and current in problem and "repropack build --apptainer" in problem
