@@ -130,9 +130,10 @@ def removed_on_failure(tmp: Path) -> Iterator[None]:
 
 
 _WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+_OVERWRITE = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
 
 
-def _open_in_run_dir(path: str) -> int:
+def _open_in_run_dir(path: str, flags: int = _WRITE) -> int:
     """Open a run-directory file for writing without following a link a step planted.
 
     A container may write its instance folder (it is mounted), so it can put a link where
@@ -144,10 +145,10 @@ def _open_in_run_dir(path: str) -> int:
     dir_fd = os.open(parent, DIR_FLAGS)
     try:
         try:
-            return open_regular(name, _WRITE, dir_fd=dir_fd, shown=path)
+            return open_regular(name, flags, dir_fd=dir_fd, shown=path)
         except UnsafePath:
             remove_entry(dir_fd, name)
-            return open_regular(name, _WRITE | os.O_EXCL, dir_fd=dir_fd, shown=path)
+            return open_regular(name, flags | os.O_EXCL, dir_fd=dir_fd, shown=path)
     except UnsafePath as exc:
         raise OSError(f"{exc}") from None
     finally:
@@ -158,13 +159,16 @@ def write_file(path: str | os.PathLike[str], data: bytes) -> None:
     """Open, write, close (this runs several times per instance), never through a planted link.
 
     No temporary file: run-directory files are written once, before the journal records
-    what they describe, so a file a ``done`` record points at is always complete.
+    what they describe, so a file a ``done`` record points at is always complete. An existing
+    file (a slot's script.sh) is overwritten, then cut to its new length: not O_TRUNC, which
+    frees its block, and freeing a block costs a discard of about 1.3 ms on this disk.
     """
-    fd = _open_in_run_dir(os.fspath(path))
+    fd = _open_in_run_dir(os.fspath(path), _OVERWRITE)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
+        os.ftruncate(fd, len(data))
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, os.fspath(path)) from None
     finally:

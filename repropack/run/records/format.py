@@ -223,5 +223,8 @@ def executed_command(declared: str, staging: Mapping[str, Any]) -> str:
     words = staging.get("words") or {}
     if not words:
         return declared
+    if len(words) == 1:  # the usual case; the same as the pattern below, without compiling one per instance
+        (old, new), = words.items()
+        return declared.replace(old, new)
     pattern = re.compile("|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)))
     return pattern.sub(lambda m: words[m.group(0)], declared)
