@@ -110,6 +110,9 @@ def entries_under(root: Path, skip: tuple[str, ...]) -> int:
 
 
 def size_under(path: Path) -> int:
+    """Bytes on disk of a file, or of everything under a folder."""
+    if path.is_file():
+        return path.stat().st_blocks * 512
     total = 0
     for folder, _, files in os.walk(path):
         for name in files:
