@@ -72,21 +72,20 @@ def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, par
     if len(result.undeclared) > 20:
         click.echo(f"warning: ... and {len(result.undeclared) - 20} more undeclared files", err=True)
     summary = {s: result.count(s) for s in ("done", "skipped", "failed", "not-run")}
+    causes = _causes(manifest, result)
     if as_json:
-        causes = _causes(manifest, result.failed, redact)
+        shown = {iid: {**c.to_record(), "evidence": redact(c.evidence)} for iid, c in causes.items()}
         echo_json({"run": result.run_id, "status": result.status, "counts": summary, "undeclared": result.undeclared,
                    "instances": {r.id: {"status": r.status, "failure": r.failure, "message": r.message,
-                                        "attempts": r.attempts, **({"cause": causes[r.id]} if r.id in causes else {})}
+                                        "attempts": r.attempts, **({"cause": shown[r.id]} if r.id in shown else {})}
                                  for r in result.results.values()}})
     elif not quiet:
         parts = ", ".join(f"{n} {s}" for s, n in summary.items() if n)
         say(f"run {result.run_id}: {parts or 'nothing to do'}", err=True)
     if result.failed:
-        from repropack.observe.causes import table_for
-
-        first, causes = result.failed[0], table_for(manifest)
+        first = result.failed[0]
         for failed in result.failed:
-            _print_failure(failed, Path(manifest.root), redact, causes)
+            _print_failure(failed, Path(manifest.root), redact, causes.get(failed.id))
         raise StepFailed(first.id, backend=first.backend or "local", job_id=first.job_id, exit_status=None,
                          failure=first.failure or "failed", log_tail="", run_dir=first.dir)
     if result.status != "ok":
@@ -94,40 +93,25 @@ def command(steps, profile, jobs, resume, from_, until, dry_run, keep_going, par
 
 
 def _observation(runner, manifest, dag, profile, metrics, pushgateway, quiet: bool, redact):
-    """Metrics, the final push and alerts beside the run, read from its journal: a no-op unless asked for."""
+    """Metrics, the final push and alerts beside the run: a no-op unless asked for."""
     import contextlib
 
-    try:
-        chosen = manifest.profile(profile)
-    except KeyError:
-        chosen = None
-    alerts = (chosen.alerts if chosen is not None else None) or manifest.alerts
-    if not (metrics or pushgateway or alerts):
+    from repropack.observe.session import observation_for
+
+    observation = observation_for(runner.run_id, manifest, dag, profile, metrics=metrics, pushgateway=pushgateway,
+                                  redact=redact, warn=lambda line: say(f"warning: {line}", err=True))
+    if observation is None:
         return contextlib.nullcontext()
-    from repropack.observe.causes import table_for
-    from repropack.observe.session import Observation, ObserveOptions
-
-    planned = {iid: inst.step.name for iid, inst in dag.instances.items()}
-    options = ObserveOptions(metrics=metrics, pushgateway=pushgateway, alerts=alerts, project=manifest.project.name,
-                             redact=redact, causes=table_for(manifest))
-    observation = Observation(manifest.root, runner.run_id, options, profile=profile or "local",
-                              backend=chosen.backend if chosen is not None else "local", planned=planned,
-                              warn=lambda line: say(f"warning: {line}", err=True))
-    return _announced(observation, quiet)
-
-
-def _announced(observation, quiet: bool):
-    import contextlib
 
     @contextlib.contextmanager
-    def cm():
+    def announced():
         with observation:
             if observation.address and not quiet:
                 host, port = observation.address
                 say(f"metrics: http://{host}:{port}/metrics", err=True)
             yield
 
-    return cm()
+    return announced()
 
 
 def _prepare(runner, *, as_json: bool, quiet: bool, verbose: int) -> None:
@@ -171,24 +155,19 @@ def _dry_run(manifest, dag, resume: bool, as_json: bool, *, profile: str | None,
     click.echo(f"{len(to_run)} to run, {len(decisions) - len(to_run)} up to date", err=True)
 
 
-def _causes(manifest, failed, redact) -> dict[str, dict]:
-    from repropack.observe.causes import diagnose_dir, table_for
+def _causes(manifest, result) -> dict:
+    from repropack.observe.attempts import causes_of_run
+    from repropack.observe.causes import table_for
 
-    table, out = table_for(manifest), {}
-    for r in failed:
-        cause = diagnose_dir(r.dir, r.failure, table)
-        if cause is not None:
-            out[r.id] = {**cause.to_record(), "evidence": redact(cause.evidence)}
-    return out
+    failed = [(r.id, r.failure, r.dir) for r in result.failed]
+    return causes_of_run(Path(manifest.root), result.run_id, failed, table_for(manifest)) if failed else {}
 
 
-def _print_failure(result, root: Path, redact, causes) -> None:
-    from repropack.observe.causes import diagnose_dir
+def _print_failure(result, root: Path, redact, cause) -> None:
     from repropack.run.rundir import InstanceDir, tail
 
     say(f"\nfailed: {safe(result.id, one_line=True)} ({result.failure}: {safe(redact(result.message), one_line=True)}) "
         f"after {result.attempts} attempt(s)", err=True)
-    cause = diagnose_dir(result.dir, result.failure, causes)
     if cause is not None:
         say(f"cause: {safe(redact(cause.line()), one_line=True)}", err=True)
         say(f"fix: {cause.fix}", err=True)

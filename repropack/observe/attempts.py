@@ -25,3 +25,28 @@ def diagnose_attempt(view: Any, instance_id: str, failure: str | None,
     return (table or builtin()).match(failure=failure, exit_status=last.exit_status if last else None,
                                       signal=last.signal if last else None,
                                       log=attempt_log_of(view, last) if last else "")
+
+
+def causes_of_run(root: Any, run_id: str, failed: list[tuple[str, str | None, Any]],
+                  table: CauseTable | None = None) -> dict[str, Cause]:
+    """Instance id -> cause, for (id, failure class, run directory) of a run's failed instances, through
+    the one reader; an instance it cannot answer for is read from its run directory (format 1)."""
+    from repropack.observe.causes import diagnose_dir
+
+    view = None
+    try:
+        from repropack.run.records.reader import open_run
+
+        view = open_run(root, run_id, only={iid for iid, _, _ in failed})
+    except (OSError, ValueError):
+        pass
+    out: dict[str, Cause] = {}
+    for iid, failure, where in failed:
+        cause = None
+        if view is not None and view.last_attempt(iid) is not None:
+            cause = diagnose_attempt(view, iid, failure, table)
+        elif where is not None:
+            cause = diagnose_dir(where, failure, table)
+        if cause is not None:
+            out[iid] = cause
+    return out

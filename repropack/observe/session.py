@@ -27,6 +27,27 @@ class ObserveOptions:
     causes: Any = None  # the cause table (with the manifest's patterns)
 
 
+def observation_for(run_id: str, manifest: Any, dag: Any, profile: str | None, *, metrics: str | None,
+                    pushgateway: str | None, redact: Callable[[str], str],
+                    warn: Callable[[str], None]) -> Observation | None:
+    """What watches this run: metrics if asked for, alerts if the run's profile or the manifest has
+    ``[alerts]`` (the profile's replace the manifest's); None when there is nothing to do."""
+    try:
+        chosen = manifest.profile(profile)
+    except KeyError:
+        chosen = None
+    alerts = (chosen.alerts if chosen is not None else None) or manifest.alerts
+    if not (metrics or pushgateway or alerts):
+        return None
+    from repropack.observe.causes import table_for
+
+    planned = {iid: inst.step.name for iid, inst in dag.instances.items()}
+    options = ObserveOptions(metrics=metrics, pushgateway=pushgateway, alerts=alerts, project=manifest.project.name,
+                             redact=redact, causes=table_for(manifest))
+    return Observation(manifest.root, run_id, options, profile=profile or "local",
+                       backend=chosen.backend if chosen is not None else "local", planned=planned, warn=warn)
+
+
 class Observation:
     """A context manager around a run: serves metrics while it lasts, pushes its final figures after."""
 
