@@ -62,7 +62,19 @@ def facts_from_view(root: Path, view: Any, extra: Redactor | None = None) -> tup
         sums=_strip_all(view.checksums()), format=view.format,
     )
     _cached_outputs(root, facts.instances)
+    _image_names(facts)
     return facts, redactor
+
+
+def _image_names(facts: RunFacts) -> None:
+    """run.json names an environment's image by ID; its instances by the name they ran."""
+    from dataclasses import replace
+
+    for name, env in list(facts.environments.items()):
+        if env.image_name is None:
+            image = next((i.image for i in facts.instances if i.environment == name and i.image), None)
+            if image:
+                facts.environments[name] = replace(env, image_name=image)
 
 
 def _cached_outputs(root: Path, instances: list[InstanceFact]) -> None:

@@ -154,3 +154,22 @@ outputs = ["out/slow.txt"]
     actions = {e["name"]: e for e in data["@graph"] if e["@type"] == "CreateAction" and e["instrument"]["@id"] != "repropack.toml"}
     assert actions["quick[n=1]"]["actionStatus"] == actions["quick[n=2]"]["actionStatus"] == "CompletedActionStatus"
     assert actions.get("slow", {}).get("actionStatus") != "CompletedActionStatus"
+
+
+@pytest.mark.network
+@pytest.mark.docker
+def test_a_docker_run_names_its_image(tmp_path, env):
+    root = _copy("quickstart", tmp_path)
+    repropack(root, "lock", check=True, env=env)
+    repropack(root, "build", "--docker", check=True, env=env, timeout=600)
+    repropack(root, "run", "--profile", "docker", check=True, env=env)
+    run_id = last_run_id(root)
+    data = check_run(root, run_id)
+    image_id = open_run(root, run_id).info.environments["default"]["image_id"]
+    graph = {e["@id"]: e for e in data["@graph"]}
+    image = graph["#image-docker-default"]
+    assert image_id and image["sha256"] == image_id.removeprefix("sha256:")
+    actions = [e for e in data["@graph"] if e["@type"] == "CreateAction" and e["instrument"]["@id"].startswith("#tool-")]
+    assert all(a["containerImage"]["@id"] == "#image-docker-default" for a in actions)
+    sbom = json.loads((root / ".repropack" / "runs" / run_id / "provenance" / "sbom" / "default.cdx.json").read_text())
+    assert any(c["type"] == "container" and c["hashes"][0]["content"] == image["sha256"] for c in sbom["components"])
