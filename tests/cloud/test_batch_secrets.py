@@ -1,7 +1,7 @@
 """No credential is ever written anywhere a run on aws-batch leaves a trace.
 
 The moto server is reached with distinctive planted credentials (cloudhelp.ACCESS_KEY/SECRET_KEY); after a
-run, the project (records, journal, outputs, logs), every object in the bucket, the job definitions and
+run, the project (records, journal, outputs, logs, provenance crate), the published archive unpacked, every object in the bucket, the job definitions and
 jobs as DescribeJobDefinitions and DescribeJobs return them, the CloudWatch log events and the runner's
 own output are searched. The secret key appears nowhere. The access key *id* appears only inside the
 presigned URLs of the jobs' commands (SigV4 puts it in X-Amz-Credential; it is an identifier, not a
@@ -46,14 +46,25 @@ def files_under(root):
 def test_planted_credentials_appear_nowhere_the_run_leaves(tmp_path, base_image, moto_server, aws_env):
     root = write_project(tmp_path / "p", MANIFEST.format(image=base_image) + cloud_profile(
         bucket=f"s3://{BUCKET}/secrets"), {})
+    run_cli(root, "lock", env=aws_env, check=True)  # (no environment: the lock only pins the manifest) for `pack`
     done = run_cli(root, "run", "--profile", "cloud", "--keep-going", env=aws_env)
     assert done.returncode == 1  # `fail` fails on purpose: a failed attempt's records are searched too
     report = run_cli(root, "report", env=aws_env)
+    archive = tmp_path / "published.tar.zst"
+    packed = run_cli(root, "pack", "-o", str(archive), "--with-outputs", env=aws_env)
+    assert packed.returncode == 0, packed.stdout + packed.stderr
+    import subprocess
+
+    from cloudhelp import CLI
+
+    unpack = subprocess.run([*CLI, "unpack", str(archive), str(tmp_path / "unpacked")], capture_output=True, text=True,
+                            timeout=300)
+    assert unpack.returncode == 0, unpack.stdout + unpack.stderr
     status = run_cli(root, "status", "--json", env=aws_env)
     logs = run_cli(root, "logs", "fail", env=aws_env)
     secret, key_id = SECRET_KEY.encode(), ACCESS_KEY.encode()
     # the runner's output
-    for shown in (done, report, status, logs):
+    for shown in (done, report, status, logs, packed):
         assert SECRET_KEY not in shown.stdout + shown.stderr and ACCESS_KEY not in shown.stdout + shown.stderr
     # the project: records, journal, outputs, streams, CloudWatch copies, report
     searched = 0
@@ -61,6 +72,10 @@ def test_planted_credentials_appear_nowhere_the_run_leaves(tmp_path, base_image,
         searched += 1
         assert secret not in data and key_id not in data, path
     assert searched > 10
+    # the published archive, unpacked (records, provenance crate, outputs)
+    unpacked = list(files_under(tmp_path / "unpacked"))
+    assert unpacked and all(secret not in data and key_id not in data for _, data in unpacked)
+    assert secret not in archive.read_bytes()
     # every object in the bucket (what the run left: its inputs by content)
     for key, data in moto_server.objects(BUCKET).items():
         assert secret not in data and key_id not in data, key
