@@ -51,11 +51,15 @@ Contract
     ``force`` kills them at once. Their terminal status still arrives via poll.
 
 ``adopt(handles)``
-    Re-attaches to jobs an earlier runner submitted (their handles come from
-    the journal's ``submit`` and ``start`` records); their statuses then arrive
-    through poll. A backend whose jobs do not survive the runner
-    (``Capabilities.survives_runner`` false: local) reports each adopted handle
-    as ``lost`` at the next poll.
+    Re-attaches to jobs an earlier runner submitted and never saw end: on
+    restart the runner reads the killed run's ``submit`` intents and ``start``
+    records with no end (:mod:`repropack.run.adopt`), passes them here, polls
+    them to their end and journals each as ``adopted`` before it submits
+    anything. A handle from an intent alone has the job id
+    ``?<run>/<instance>/<attempt>`` (the id was never recorded): the backend
+    may find the job by its labels, else reports it lost. A backend whose jobs
+    do not survive the runner (``Capabilities.survives_runner`` false: local)
+    reports each adopted handle as ``lost`` at the next poll.
 
 ``cleanup_leftovers(project_label)``
     Removes what an earlier run that was killed left behind (containers

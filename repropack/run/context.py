@@ -27,12 +27,18 @@ class BackendPool:
         self._made: dict[str, Backend] = {}
 
     def for_profile(self, profile: Any) -> Backend:
-        backend = self._made.get(profile.backend)
+        return self.for_name(profile.backend)
+
+    def uses(self, name: str) -> bool:
+        """Does a profile of this run use backend ``name``?"""
+        return name in self.runtimes
+
+    def for_name(self, name: str) -> Backend:
+        backend = self._made.get(name)
         if backend is None:
-            context = BackendContext(run_id=self.run_id, runtimes=self.runtimes.get(profile.backend, frozenset()),
-                                     root=self.root,
-                                     profiles=self.profiles.get(profile.backend, ()))
-            backend = self._made[profile.backend] = registry.create(profile.backend, context)
+            context = BackendContext(run_id=self.run_id, runtimes=self.runtimes.get(name, frozenset()),
+                                     root=self.root, profiles=self.profiles.get(name, ()))
+            backend = self._made[name] = registry.create(name, context)
         return backend
 
     def made(self) -> list[Backend]:

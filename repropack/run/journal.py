@@ -12,6 +12,8 @@ Every line is one record ``{"v": JOURNAL_VERSION, "t": TYPE, "run": RUN_ID, ...}
 - ``failed``   an instance failed after all attempts: id, step, failure, dir
 - ``skipped``  instances found up to date and not run: ids (one record per batch)
 - ``not-run``  instances the run selected but never started (an upstream failed, a stop): ids
+- ``adopted``  an attempt a killed run left (a ``submit`` or ``start`` with no end) was adopted and ended:
+               id, attempt, job, backend, status, failure, message (see :mod:`repropack.run.adopt`)
 - ``end``      the run ended: status ok|failed|interrupted, time
 
 Lines that do not parse, or lack the fields (and types) readers rely on, are skipped

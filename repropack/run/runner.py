@@ -37,6 +37,7 @@ from repropack.run.pipes import pipe_units
 from repropack.run.plan import Decision, Planner, dry_run, refuse_outside_links
 from repropack.run.profiles import Profiles, keyed_env
 from repropack.run.safepath import ProjectTree
+from repropack.run.adopt import settle, unfinished
 from repropack.run.context import BackendPool, RunContext
 from repropack.run.scheduler import UNLIMITED, Capacity, Demand, Scheduler, demand_of
 from repropack.run.state import InstanceResult, LoopState
@@ -279,6 +280,7 @@ class Runner:
         state = load_state(journal_path, last_run=False)
         if needs_compaction(journal_path, len(state.done)):
             compact(journal_path, load_state(journal_path))
+        orphans = unfinished(journal_path)  # read before this run's own `run` record is written
         fetched = fetch_data(self.root, self.manifest.data.values(), hashes, offline=self.options.offline)
         self._check_inputs()
         journal = Journal(journal_path, self.run_id)
@@ -305,6 +307,7 @@ class Runner:
         status = "failed"
         try:
             self._cleanup_leftovers()
+            settle(orphans, backends=self.backends, state=self.state, journal=journal, events=self.events)
             self.events.planned(len(self.dag.instances))
             executor.loop()
             status = "interrupted" if self.state.interrupts else ("failed" if self.state.failed_any else "ok")

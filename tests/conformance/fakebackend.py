@@ -130,8 +130,9 @@ class FakeBackend(Backend):
         for handle in handles:
             self.mine.add(handle.job_id)
             entry = self.cluster.jobs.get(handle.job_id)
-            if entry is None:
+            if entry is None:  # never submitted (an intent whose submit did not go through): lost
                 entry = self.cluster.jobs[handle.job_id] = FakeJob(handle, None, Script(), time.time())  # type: ignore[arg-type]
+                entry.status = JobStatus(handle, JobState.FAILED, failure=LOST, message="fake: no such job")
             if not self.survives and entry.status is None:
                 entry.status = JobStatus(handle, JobState.FAILED, failure=LOST,
                                          message="fake: jobs do not outlive their runner")

@@ -58,7 +58,8 @@ class Fake:
         return Script("run")
 
     def factory(self, context) -> FakeBackend:
-        backend = FakeBackend(self.cluster, scripts=self.script, enforces_time=self.caps.enforces_time)
+        backend = FakeBackend(self.cluster, scripts=self.script, enforces_time=self.caps.enforces_time,
+                              survives=self.caps.survives_runner)
         backend.fail_polls = self.fail_polls
         self.made.append(backend)
         return backend

@@ -1,0 +1,86 @@
+"""Resume after a crash: the jobs an earlier runner submitted and never saw end are adopted, not forgotten.
+
+A run that has no ``end`` record in the journal was killed. Each of its attempts with a
+``submit`` intent or a ``start`` record, but no record of its end, may still exist on its
+backend: it is handed to that backend's ``adopt`` and polled (the backend's cadence, poll
+errors lost after ``POLL_RETRIES``, Ctrl-C cancels it) until it ends, and its end is journaled
+as an ``adopted`` record before anything of this run is submitted, so the same attempt never
+runs twice at once. A backend whose jobs die with their runner (local) reports them lost at its
+next poll. The instance is then planned as usual (it runs again unless it is up to date).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from repropack.backends.base import JobHandle, JobStatus
+from repropack.run.journal import read_records
+from repropack.run.polling import Poller
+from repropack.run.state import Active, LoopState
+
+_PENDING_KINDS = ("submit", "start", "attempt", "done", "failed")
+
+
+def unfinished(journal: Path) -> dict[str, list[JobHandle]]:
+    """Backend name -> handles of the last run's attempts that began and have no end, if that run was killed."""
+    last = None
+    for record in read_records(journal, kinds=("run", "end")):  # only these lines are parsed
+        if record["t"] == "run":
+            last, ended = record["run"], False
+        elif record["run"] == last:
+            ended = True
+    if last is None or ended:
+        return {}
+    pending: dict[tuple[str, int], JobHandle] = {}
+    for record in read_records(journal, kinds=_PENDING_KINDS):
+        if record["run"] != last:
+            continue
+        kind, iid = record["t"], record["id"]
+        if kind in ("submit", "start"):
+            attempt = int(record.get("attempt", 1))
+            # an intent alone never learnt its job id: the backend may find it by its labels, else it is lost
+            job = record.get("job") or f"?{last}/{iid}/{attempt}"
+            pending[(iid, attempt)] = JobHandle(str(record.get("backend", "")), str(job), iid, attempt)
+        elif kind == "attempt":
+            pending.pop((iid, int(record.get("attempt", 1))), None)
+        else:  # done or failed: the instance's end
+            for key in [k for k in pending if k[0] == iid]:
+                del pending[key]
+    out: dict[str, list[JobHandle]] = {}
+    for handle in pending.values():
+        out.setdefault(handle.backend, []).append(handle)
+    return out
+
+
+def settle(orphans: dict[str, list[JobHandle]], *, backends: Any, state: LoopState, journal: Any,
+           events: Any) -> int:
+    """Adopt the orphans on the backends this run uses and wait for each to end; returns how many."""
+    if not orphans:
+        return 0
+    known = {name: backends.for_name(name) for name in orphans if backends.uses(name)}
+    for name, handles in orphans.items():
+        if name not in known:
+            events.note(f"cannot adopt {len(handles)} job(s) of the killed run on backend {name!r}: "
+                        "no profile of this run uses it")
+    for name, backend in known.items():
+        backend.adopt(orphans[name])
+        for handle in orphans[name]:
+            state.active[handle.job_id] = Active(None, handle.attempt, handle, backend, time.monotonic(), None,
+                                                 None, None, None, "")
+    count = len(state.active)
+    if count:
+        events.note(f"adopting {count} job(s) a killed run left; waiting for them to end")
+
+    def ended(active: Active, status: JobStatus) -> None:
+        del state.active[active.handle.job_id]
+        journal.append("adopted", id=active.handle.instance_id, attempt=active.attempt, job=active.handle.job_id,
+                       backend=active.backend.name, status=status.state.value, failure=status.failure,
+                       message=status.message, time=time.time())
+
+    poller = Poller(state, events, ended)
+    while state.active:
+        poller.poll()
+        journal.flush()
+    return count
