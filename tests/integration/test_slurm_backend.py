@@ -206,3 +206,62 @@ outputs = ["long.txt"]
     records = sorted(results(root), key=lambda r: r["end"])
     assert [(r["attempt"], r["failure"]) for r in records] == [(1, "cancelled"), (1, None)]
     assert records[0]["job_id"] != records[1]["job_id"]
+
+
+def test_an_sbatch_that_times_out_after_submitting_is_not_repeated(tmp_path):
+    """sbatch submits but its answer is lost: the retry finds the job by its comment token instead."""
+    import os
+    import shutil
+
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    real = shutil.which("sbatch")
+    flag = tmp_path / "failed-once"
+    (shim / "sbatch").write_text(f"""#!/bin/sh
+if [ ! -e {flag} ]; then
+  touch {flag}
+  {real} "$@" >/dev/null
+  echo "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation" >&2
+  exit 1
+fi
+exec {real} "$@"
+""")
+    (shim / "sbatch").chmod(0o755)
+    root = hpc_project(tmp_path / "p", SCATTER)
+    env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
+    done = repropack(root, "run", "--profile", "hpc", env=env)
+    assert done.returncode == 0, done.stderr
+    assert flag.exists()
+    records = results(root)
+    assert sorted(r["instance"] for r in records) == sorted({f"scatter[n={n}]" for n in range(1, 8)} | {"gather"})
+    comments = sh("squeue", "-h", "-r", "-t", "all", "--me", "-o", "%k").stdout.split()
+    run_id = last_run_id(root)
+    assert len({c for c in comments if run_id in c}) == 2  # one array per step, none twice
+
+
+def test_ctrl_c_cancels_the_runs_jobs(tmp_path):
+    import signal
+
+    from slurmhelp import wait_for
+
+    steps = """
+[[steps]]
+name = "wait"
+run = "sleep 120; touch {outputs}"
+foreach = { n = [1, 2, 3] }
+outputs = ["w/{n}"]
+"""
+    root = hpc_project(tmp_path / "p", steps)
+    proc = start(root, "run", "--profile", "hpc")
+    try:
+        assert wait_for(lambda: (root / ".repropack" / "runs" / "latest").exists() and our_jobs(last_run_id(root)), 60)
+        run_id = last_run_id(root)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert wait_for(lambda: not our_jobs(run_id), 60)
+    failed = {r["id"]: r["failure"] for r in journal(root) if r["t"] == "failed"}
+    assert set(failed.values()) == {"cancelled"} and len(failed) == 3
