@@ -228,3 +228,21 @@ def test_alerts_in_a_profile_replace_the_manifests(tmp_path):
         repropack(root, "run", "--profile", "loud", check=True)
     assert first.kinds() == [] and second.kinds() == ["end"]
     assert Path(root / "out/a").exists()
+
+
+def test_metrics_on_a_taken_port_is_refused_before_anything_runs(tmp_path, silent_receiver):
+    port = silent_receiver.rsplit(":", 1)[1].split("/")[0]  # a port something already listens on
+    root = write_project(tmp_path / "p", """
+        [project]
+        name = "p"
+        [[steps]]
+        name = "a"
+        run = "echo 1 > {outputs}"
+        outputs = ["out/a"]
+    """)
+    done = repropack(root, "run", "--metrics", f"127.0.0.1:{port}")
+    assert done.returncode == 2
+    assert f"--metrics 127.0.0.1:{port}: cannot listen there" in done.stderr
+    assert not (root / "out/a").exists()
+    bad = repropack(root, "run", "--metrics", "9464")
+    assert bad.returncode == 2 and "is not HOST:PORT" in bad.stderr
