@@ -54,3 +54,20 @@ def test_cost_estimate_from_wall_time_and_what_was_reserved():
     assert prices.estimate(wall=3600, cpus=2, memory=4 << 30) == pytest.approx(0.08 + 0.016)
     assert Prices().estimate(wall=3600, cpus=1, memory=None) is None
     assert prices.estimate(wall=None, cpus=1, memory=None) is None
+
+
+def test_expired_or_refused_credentials_are_one_line_with_a_hint():
+    from botocore.exceptions import ClientError, NoCredentialsError
+
+    from repropack.backends.batch import aws
+
+    expired = ClientError({"Error": {"Code": "ExpiredToken", "Message": "The security token included in the request "
+                                     "is expired"}}, "DescribeJobQueues")
+    err = aws.error("profile 'cloud': cannot reach AWS Batch", expired)
+    assert err.message == ("aws-batch: profile 'cloud': cannot reach AWS Batch: ExpiredToken: The security token "
+                           "included in the request is expired")
+    assert "credentials" in err.hint
+    missing = aws.error("cannot reach AWS Batch", NoCredentialsError())
+    assert "no AWS credentials found" in str(missing) and missing.hint
+    other = aws.error("x", ClientError({"Error": {"Code": "ClientException", "Message": "bad"}}, "SubmitJob"))
+    assert other.hint is None
