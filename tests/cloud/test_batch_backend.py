@@ -67,6 +67,8 @@ def test_a_restarted_runner_adopts_the_job_and_collects_its_verified_output(tmp_
     assert done.state is JobState.SUCCEEDED, done.message
     assert (root / "out" / "result.txt").read_text() == "INPUT BYTES\n"
     assert done.metrics["batch_job_id"] == handle.job_id
+    # the adopted attempt's objects (outputs, streams, results) go once it is collected
+    assert not [k for k in moto_server.objects(BUCKET) if k.startswith("adopt/runs/run-a/jobs/")]
     second.forget([handle])
     second.close()
     stager = second.stager(second.settings["cloud"])
