@@ -85,9 +85,9 @@ def write_provenance(root: Path, run_id: str | None = None, out_dir: Path | None
     (default: into the run's own directory)."""
     from repropack.provenance.source import read_facts
 
-    facts, redactor = read_facts(Path(root), run_id)
+    facts, _ = read_facts(Path(root), run_id)  # already masked with the run's own secrets
     target = out_dir if out_dir is not None else default_dir(Path(root), facts.run_id)
-    return write_facts(facts, target, redactor)
+    return write_facts(facts, target)
 
 
 def dumps_crate(data: dict) -> str:

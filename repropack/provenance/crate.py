@@ -63,7 +63,8 @@ class CrateBuilder:
     def __init__(self, facts: RunFacts, sboms: dict[str, str] | None = None, redactor: Redactor | None = None):
         self.facts = facts
         self.sboms = sboms or {}  # environment -> @id of its SBOM file
-        self.redact = redactor or Redactor()  # the source's redactor knows the run's secrets; this one their forms
+        # The source masks with the run's own secrets; facts made otherwise get at least the forms masked here.
+        self.redact: Any = _Kept() if facts.redacted and redactor is None else (redactor or Redactor())
         self.graph: dict[str, dict[str, Any]] = {}  # @id -> entity, in insertion order
         self._files: dict[str, dict[str, Any]] = {}
 
@@ -270,6 +271,16 @@ class CrateBuilder:
             return None
         wanted = "sif" if runtime == "apptainer" else "docker"
         return ref(f"#image-{wanted}-{quote(env.name, safe='')}") if any(k == wanted for k, _ in _kinds(env)) else None
+
+
+class _Kept:
+    """The identity redactor, for facts whose source already masked everything."""
+
+    def __call__(self, text: str | None) -> str:
+        return text or ""
+
+    def argv(self, argv: list[str]) -> list[str]:
+        return list(argv)
 
 
 def _kinds(env: Any) -> list[tuple[str, bool]]:

@@ -132,6 +132,7 @@ class RunFacts:
     instances: list[InstanceFact] = field(default_factory=list)  # planned, in run order
     sums: dict[str, str] = field(default_factory=dict)  # SHA256SUMS: path -> hex
     format: int = 2  # the records format the facts were read from
+    redacted: bool = False  # True when the source already masked every text (commands, messages, argv, params)
 
     def count(self, state: str) -> int:
         return sum(1 for inst in self.instances if inst.state == state)

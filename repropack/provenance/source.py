@@ -59,7 +59,7 @@ def facts_from_view(root: Path, view: Any, extra: Redactor | None = None) -> tup
         environments=_environments(info.environments, lock_raw), base_image=_base(lock_raw),
         instances=_with_deps([_instance(view, rec, redactor) for rec in view.instances.values()],
                              [rec.deps is None for rec in view.instances.values()]),
-        sums=_strip_all(view.checksums()), format=view.format,
+        sums=_strip_all(view.checksums()), format=view.format, redacted=True,
     )
     _cached_outputs(root, facts.instances)
     _image_names(facts)

@@ -82,6 +82,8 @@ def test_report_record_with_failures_and_fully_cached(tmp_path):
     for section in SECTIONS:
         assert f'id="{section}"' in dom, section
     assert "s3cr3t-token-value" not in dom
+    crate = (root / ".repropack" / "runs" / last_run_id(root) / "provenance" / "ro-crate-metadata.json").read_text()
+    assert "s3cr3t-token-value" not in crate and '"name":"api_token","value":"***"' in crate
     if open_run(root, last_run_id(root)).format >= 2:  # format 1 kept no manifest digest to read defaults by
         assert re.search(r"<code>greeting</code></td><td><code>hello</code>", dom)
     rows = re.findall(r'<tr class="s-(\w[\w-]*)"><td><code>([^<]+)</code>', dom.split('id="instance-table"')[1])
