@@ -1,4 +1,4 @@
-"""The small interface every backend implements (local now; SLURM, AWS Batch next).
+"""The small interface every backend implements (local, SLURM, AWS Batch; a test's fake the same way).
 
 Modelled on snakemake-interface-executor-plugins (run a job, check many active
 jobs in one go, cancel) and submitit (a job handle you can poll and cancel).
@@ -8,13 +8,15 @@ reads those declarations and never asks which backend it has.
 
 Who does what
 -------------
-The runner prepares each attempt (its directory, its ``script.sh`` text, its
+The runner prepares each attempt (its slot folder, its ``script.sh`` text, its
 environment, its output paths) and, when the backend reports a terminal status,
-checks, hashes and moves the outputs and writes the attempt's ``exit_code`` and
-``metrics.json`` (see :mod:`repropack.run.rundir`). A backend only runs the
-script: the step's ``stdout`` and ``stderr`` land in the attempt directory (a
-remote backend copies them back before it reports the job terminal), and the
-figures it measured travel in :attr:`JobStatus.metrics`.
+checks, hashes and moves the outputs and writes the run records (format 2, see
+:mod:`repropack.run.records`: the attempt's results line, its streams, a failed
+attempt's folder). A backend runs the script: the step's ``stdout`` and
+``stderr`` land in the attempt's slot (a remote backend copies them back before
+it reports the job terminal), and the figures it measured travel in
+:attr:`JobStatus.metrics`. A remote backend measures and hashes beside the step
+with the job-side results script (below).
 
 Contract
 --------
