@@ -79,6 +79,31 @@ class MotoServer:
             self.process.wait()
 
 
+def pushed_tags() -> set[str]:
+    """Local tags of images pushed to the tests' registry (127.0.0.1:5000)."""
+    import docker
+
+    client = docker.from_env()
+    try:
+        return {t for image in client.images.list() for t in image.tags if t.startswith("127.0.0.1:5000/")}
+    finally:
+        client.close()
+
+
+def remove_tags(tags: set[str]) -> None:
+    import docker
+
+    client = docker.from_env()
+    try:
+        for tag in tags:
+            try:
+                client.images.remove(tag)  # untags; the image stays while another tag names it
+            except docker.errors.APIError:
+                pass
+    finally:
+        client.close()
+
+
 def moto_executable() -> str:
     found = Path(sys.executable).with_name("moto_server")
     return str(found) if found.exists() else (shutil.which("moto_server") or "moto_server")

@@ -9,7 +9,7 @@ no traffic leaves the machine. The fixture creates what the quickstart's `cloud`
 from __future__ import annotations
 
 import pytest
-from cloudhelp import MotoServer, start_moto
+from cloudhelp import MotoServer, pushed_tags, remove_tags, start_moto
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +17,7 @@ def moto_server(tmp_path_factory) -> MotoServer:
     from _engines import require_engine
 
     require_engine("docker")
+    before = pushed_tags()
     server = start_moto(tmp_path_factory.mktemp("moto"))
     try:
         server.create_queue("repropack-quickstart")
@@ -24,6 +25,7 @@ def moto_server(tmp_path_factory) -> MotoServer:
         yield server
     finally:
         server.stop()
+        remove_tags(pushed_tags() - before)  # the local tags the backend made to push (the registry keeps its copy)
 
 
 @pytest.fixture
