@@ -147,6 +147,7 @@ class SlurmBackend(Backend):
         written = batching.write_batch(group, run_id=group.jobs[0].run_id, run_dir=run_dir, jobside=side,
                                        jobside_sh=side_sh)
         self.s.envs.append(written.envs)
+        self.s.envs.extend(written.envs.parent.glob(f"{group.token}.env-*.sh"))
         array = self._sbatch(written.script, group.token, project)
         self._index(project, array, written, run_dir)
         handles = []

@@ -161,7 +161,7 @@ def write_batch(batch: Batch, *, run_id: str, run_dir: Path, jobside: Path, jobs
         members = []
         for k, job in enumerate(element.jobs):
             env = member_env(job)
-            key = hashlib.sha256(json.dumps(env, sort_keys=True).encode()).hexdigest()[:12]
+            key = _env_key(env)
             envs[key] = env
             members.append(member_spec(job, key, k))
         lines.append(json.dumps({"members": members}, separators=(",", ":")))
@@ -171,6 +171,7 @@ def write_batch(batch: Batch, *, run_id: str, run_dir: Path, jobside: Path, jobs
     fd = os.open(envs_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(envs, f)
+    write_tasks_sh(batch, base, envs)
     project = batch.jobs[0].project
     times = [e.time for e in batch.elements if e.time]
     q = shlex.quote
@@ -190,6 +191,37 @@ def write_batch(batch: Batch, *, run_id: str, run_dir: Path, jobside: Path, jobs
             raise ValueError(f"cannot give SLURM the path {values[key]!r}: it holds a space, '%' or a line break")
     script.write_text(render(template_text(), values), encoding="utf-8")
     return Written(script, tasks, envs_path)
+
+
+def env_sh_path(base: Path, key: str) -> Path:
+    return base.with_name(f"{base.name}.env-{key}.sh")
+
+
+def write_tasks_sh(batch: Batch, base: Path, envs: dict[str, dict[str, str]]) -> None:
+    """The same elements for jobside.sh (nodes without python3): one shell function per element and one
+    0600 file of ``export`` lines per environment."""
+    q = shlex.quote
+    for key, env in envs.items():
+        fd = os.open(env_sh_path(base, key), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.writelines(f"export {name}={q(value)}\n" for name, value in env.items())
+    lines = ["# element functions for jobside.sh; generated, do not edit"]
+    for index, element in enumerate(batch.elements):
+        lines.append(f"element_{index}() {{")
+        for k, job in enumerate(element.jobs):
+            spec = member_spec(job, _env_key(member_env(job)), k)
+            outputs = ";".join(f"{json.dumps(d)}\t{w}" for d, w in job.outputs
+                               if not any(c in d + w for c in ";\t\n"))
+            words = [json.dumps(job.instance_id), str(job.attempt), spec["cwd"], spec["stdout"], spec["stderr"],
+                     "1" if spec["redirect"] else "0", str(job.resources.time or ""),
+                     str(env_sh_path(base, spec["env"])), str(k), outputs, "--", *spec["argv"]]
+            lines.append("  member " + " ".join(q(w) for w in words))
+        lines.append("  :\n}")
+    base.with_suffix(".tasks.sh").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _env_key(env: Mapping[str, str]) -> str:
+    return hashlib.sha256(json.dumps(env, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def minutes(seconds: int | None) -> int | None:

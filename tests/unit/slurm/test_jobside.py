@@ -63,3 +63,41 @@ def test_jobside_imports_nothing_of_repropack():
     import sys
 
     assert set(n.split(".")[0] for n in names) <= set(sys.stdlib_module_names)
+
+
+def test_the_posix_shell_fallback_writes_the_same_records(tmp_path):
+    """jobside.sh, for nodes without python3: same records (no CPU or peak memory), same frames."""
+    from repropack.backends.base import Job, JobResources
+    from repropack.backends.slurm import batch
+    from repropack.backends.slurm.backend import JOBSIDE_SH
+
+    def job(name, command, outputs=()):
+        adir = tmp_path / name / "attempt-1"
+        adir.mkdir(parents=True)
+        (adir / "script.sh").write_text(command + "\n")
+        return Job(instance_id=f"s[v={name}]", attempt=1, run_id="r", project=tmp_path, attempt_dir=adir,
+                   script=command, env={"PATH": "/usr/bin:/bin", "ONLY": "it's $(here)"},
+                   resources=JobResources(), step="s", options={"pack": 3}, outputs=tuple(outputs))
+
+    jobs = [job("a", 'echo "$ONLY" > made; echo out', [("final/a", "made")]), job("b", "exit 4"),
+            job("c", "kill -KILL $$")]
+    group = batch.plan(jobs, 10)[0]
+    group.token = "tok"
+    run_dir = tmp_path / "run"
+    batch.write_batch(group, run_id="r", run_dir=run_dir, jobside=run_dir / "x.py", jobside_sh=JOBSIDE_SH)
+    done = subprocess.run(["/bin/sh", str(JOBSIDE_SH), str(run_dir / "slurm" / "tok.tasks.sh"), "0", str(run_dir),
+                           "slurm-5_0", "5_0"], capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 1, done.stderr
+    lines = [json.loads(line) for line in (run_dir / "results" / "slurm-5_0.jsonl").read_text().splitlines()]
+    schema = json.loads(SCHEMA.read_text())
+    for line in lines:
+        jsonschema.validate(line, {**schema["$defs"]["result"], "$defs": schema["$defs"]})
+    by = {r["instance"]: r for r in lines}
+    assert (tmp_path / "made").read_text() == "it's $(here)\n"
+    assert by["s[v=a]"]["failure"] is None and by["s[v=a]"]["outputs"][0]["path"] == "final/a"
+    assert (by["s[v=b]"]["exit_status"], by["s[v=b]"]["failure"]) == (4, "exit")
+    assert (by["s[v=c]"]["signal"], by["s[v=c]"]["failure"]) == (9, "signal")
+    log = (run_dir / "streams" / "slurm-5_0.log").read_bytes()
+    ref = by["s[v=a]"]["streams"]["stdout"]
+    assert log[ref["offset"]:ref["offset"] + ref["length"]] == b"out\n"
+    assert [h["instance"] for h, _, _ in read_frames(log)] == ["s[v=a]"]
