@@ -61,7 +61,7 @@ def facts_from_view(root: Path, view: Any, extra: Redactor | None = None) -> tup
                              [rec.deps is None for rec in view.instances.values()]),
         sums=_strip_all(view.checksums()), format=view.format, redacted=True,
     )
-    _cached_outputs(root, facts.instances)
+    _cached_outputs(root, facts.instances, facts.ended)
     _image_names(facts)
     return facts, redactor
 
@@ -77,23 +77,24 @@ def _image_names(facts: RunFacts) -> None:
                 facts.environments[name] = replace(env, image_name=image)
 
 
-def _cached_outputs(root: Path, instances: list[InstanceFact]) -> None:
-    """A cached instance's outputs as the run that made them recorded them (their sizes); nothing
-    when that run's records are gone (``repropack clean``)."""
-    from repropack.errors import ReproError
-    from repropack.run.records.reader import open_run
+def _cached_outputs(root: Path, instances: list[InstanceFact], ended: float | None) -> None:
+    """A cached instance's output sizes: SHA256SUMS holds digests only, and reading every earlier run's
+    results for the sizes costs seconds at the end of a large no-op run. A file the kernel last changed
+    (ctime, which no user call can set back) before this run ended still has the bytes SHA256SUMS
+    names, so its size is that of those bytes; a file changed since gets no size."""
+    import os
+    import stat
 
-    by_run: dict[str, list[InstanceFact]] = {}
     for inst in instances:
-        if inst.cached_from:
-            by_run.setdefault(inst.cached_from, []).append(inst)
-    for run_id, group in by_run.items():
-        try:
-            earlier = open_run(root, run_id, only={i.id for i in group})
-        except (FileNotFoundError, ReproError, OSError, ValueError):
+        if not inst.cached_from:
             continue
-        for inst in group:
-            inst.cached_outputs = [FileFact(o.path, _strip(o.sha256), o.size, o.type) for o in earlier.outputs(inst.id)]
+        for path in inst.outputs:
+            try:
+                st = os.stat(root / path, follow_symlinks=False)
+            except OSError:
+                continue
+            if ended is not None and st.st_ctime <= ended and stat.S_ISREG(st.st_mode):
+                inst.cached_outputs.append(FileFact(path, None, st.st_size))
 
 
 def _file(record: dict[str, Any] | None, default: str) -> FileFact | None:
