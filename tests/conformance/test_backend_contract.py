@@ -140,3 +140,22 @@ def test_slurm_adopt_re_attaches_to_jobs_an_earlier_backend_submitted(tmp_path):
     second.adopt(handles)
     statuses = settle(second, handles, timeout=60)
     assert [statuses[h.job_id].failure for h in handles] == [EXIT, None]
+
+
+@pytest.mark.slurm
+def test_slurm_adopt_finds_a_job_journaled_only_as_an_intent(tmp_path):
+    """The runner died between sbatch and its start record: the job is found by run id and instance."""
+    from backendkit import SlurmKit
+
+    kit = SlurmKit(tmp_path)
+    first = kit.backend()
+    jobs = [kit.job("exit"), kit.job("ok")]
+    submitted = first.submit_many(jobs)
+    del first
+    intents = [JobHandle("slurm", f"?conf/{j.instance_id}/1", j.instance_id, 1) for j in jobs]
+    (tmp_path / ".repropack" / "slurm" / "jobs.jsonl").unlink()  # nor did it note the array
+    second = kit.backend()
+    second.adopt(intents)
+    statuses = settle(second, intents, timeout=60)
+    assert [statuses[h.job_id].failure for h in intents] == [EXIT, None], [s.message for s in statuses.values()]
+    assert [statuses[h.job_id].metrics["job_id"] for h in intents] == [h.job_id for h in submitted]

@@ -355,10 +355,12 @@ class SlurmBackend(Backend):
                 del self.s.members[h.job_id]
 
     def adopt(self, handles: Sequence[JobHandle]) -> None:
-        index = self._read_index()
         now = time.time()
+        intents = [h for h in handles if h.job_id.startswith("?")]
+        found = self._find_intents(intents) if intents else {}
+        index = self._read_index()
         for h in handles:
-            eid = h.job_id.partition("#")[0]
+            eid = found.get(h.job_id, h.job_id).partition("#")[0]
             array, _, task = eid.partition("_")
             where = index.get(array)
             if where is None:
@@ -369,6 +371,48 @@ class SlurmBackend(Backend):
                 el = self.s.elements[eid] = _Element(eid, [], results, now, where.get("log", ""), seen=False)
             el.members.append(h.job_id)
             self.s.members[h.job_id] = _Member(h, eid, None)
+
+    def _find_intents(self, intents: Sequence[JobHandle]) -> dict[str, str]:
+        """Jobs of handles journaled only as a submit intent (``?<run>/<instance>/<attempt>``: the runner
+        died between sbatch and its start record): found by the run id in the job's comment and the
+        instance in the array's tasks file, so they are adopted, never submitted twice."""
+        if self.root is None:
+            return {}
+        try:
+            entries = cli.parse_squeue(cli.run(["squeue", "-h", "--me", "-t", "all", "-o", cli.SQUEUE_FORMAT]))
+        except cli.CommandFailed:
+            return {}
+        wanted = {}
+        for h in intents:
+            run_id = h.job_id[1:].partition("/")[0]
+            wanted[(run_id, h.instance_id, h.attempt)] = h.job_id
+        out: dict[str, str] = {}
+        ours = {(e.array_id, e.comment) for e in entries
+                if e.comment.startswith("repropack:") and e.workdir == str(self.root)}
+        for array, comment in sorted(ours, key=lambda a: int(a[0]) if a[0].isdigit() else 0):  # the newest wins
+            _, run_id, token = comment.split(":", 2)
+            tasks = self.root / ".repropack" / "runs" / run_id / "slurm" / f"{token}.tasks.jsonl"
+            try:
+                lines = tasks.read_text(encoding="utf-8").splitlines()
+            except OSError:
+                continue
+            for n, line in enumerate(lines):
+                members = json.loads(line).get("members", [])
+                for k, m in enumerate(members):
+                    key = (run_id, m.get("instance"), m.get("attempt"))
+                    if key in wanted:
+                        eid = f"{array}_{n}"
+                        out[wanted[key]] = eid if len(members) == 1 else f"{eid}#{k}"
+                        self._index_known(array, run_id, tasks)
+        return out
+
+    def _index_known(self, array: str, run_id: str, tasks: Path) -> None:
+        if self.root is not None and array not in self._read_index():
+            run_dir = self.root / ".repropack" / "runs" / run_id
+            line = json.dumps({"array": array, "tasks": str(tasks), "run_dir": str(run_dir),
+                               "log": str(tasks.with_name(tasks.name.replace(".tasks.jsonl", ".out")))})
+            with open(self.root / INDEX, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
 
     def _read_index(self) -> dict[str, dict[str, Any]]:
         if self.root is None:
