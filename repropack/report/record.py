@@ -47,6 +47,11 @@ def _environments(facts: Any, link_base: Path | None) -> str:
     root = Path(facts.root)
     items = []
     for name, env in sorted(facts.environments.items()):
+        if not env.lock_sha256:  # steps without an environment: nothing locked, nothing to list
+            items.append(f'<article class="env" data-env="{escape(name)}"><h3><code>{escape(name)}</code> · '
+                         f'{escape(env.runtime or "host")} · not locked</h3><p class="note">These steps ran with the '
+                         "host's own tools; no lock, no SBOM.</p></article>")
+            continue
         packages, problems = lock_packages(root, env)
         conda = sum(1 for p in packages if p["manager"] == "conda")
         locks = "".join(f'<li><code>{escape(lf.path)}</code> sha256 <code class="digest">{escape(lf.sha256 or "–")}</code></li>'
