@@ -11,6 +11,7 @@ next poll. The instance is then planned as usual (it runs again unless it is up 
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from repropack.backends.base import JobHandle, JobStatus
 from repropack.run.journal import read_records
 from repropack.run.polling import Poller
+from repropack.run.statefiles import open_state
 from repropack.run.state import Active, LoopState
 
 _PENDING_KINDS = ("submit", "start", "attempt", "done", "failed")
@@ -25,13 +27,12 @@ _PENDING_KINDS = ("submit", "start", "attempt", "done", "failed")
 
 def unfinished(journal: Path) -> dict[str, list[JobHandle]]:
     """Backend name -> handles of the last run's attempts that began and have no end, if that run was killed."""
+    if _last_run_ended(journal):
+        return {}
     last = None
-    for record in read_records(journal, kinds=("run", "end")):  # only these lines are parsed
-        if record["t"] == "run":
-            last, ended = record["run"], False
-        elif record["run"] == last:
-            ended = True
-    if last is None or ended:
+    for record in read_records(journal, kinds=("run",)):  # only these lines are parsed
+        last = record["run"]
+    if last is None:
         return {}
     pending: dict[tuple[str, int], JobHandle] = {}
     for record in read_records(journal, kinds=_PENDING_KINDS):
@@ -52,6 +53,31 @@ def unfinished(journal: Path) -> dict[str, list[JobHandle]]:
     for handle in pending.values():
         out.setdefault(handle.backend, []).append(handle)
     return out
+
+
+def _last_run_ended(journal: Path, chunk: int = 1 << 16) -> bool:
+    """Is the journal's last `run` or `end` record an `end`? Read from the tail: a run that ended
+    (nearly always) costs a few blocks, not a pass over the whole journal."""
+    try:
+        fd = open_state(journal, os.O_RDONLY)
+    except FileNotFoundError:
+        return True
+    try:
+        pos, carry = os.fstat(fd).st_size, b""
+        while pos > 0:
+            start = max(0, pos - chunk)
+            data = os.pread(fd, pos - start, start) + carry
+            lines = data.split(b"\n")
+            carry = lines[0] if start > 0 else b""  # a line cut by the chunk's start: read with the next
+            for line in reversed(lines[1:] if start > 0 else lines):
+                if b'"t":"end"' in line:
+                    return True
+                if b'"t":"run"' in line:
+                    return False
+            pos = start
+        return True  # no run at all
+    finally:
+        os.close(fd)
 
 
 def settle(orphans: dict[str, list[JobHandle]], *, backends: Any, state: LoopState, journal: Any,

@@ -92,3 +92,18 @@ def test_the_local_backend_reports_an_adopted_job_lost_and_the_instance_runs_aga
     assert result.status == "ok" and (root / "out.txt").read_text() == "hi\n"
     adopted = [r for r in this_run(root) if r["t"] == "adopted"]
     assert [(r["id"], r["job"], r["failure"]) for r in adopted] == [(iid, "4194000", "lost")]
+
+
+def test_whether_the_last_run_ended_is_read_from_the_tail_whatever_the_block_size(tmp_path):
+    from repropack.run.adopt import _last_run_ended
+
+    root = tmp_path / "p"
+    root.mkdir()
+    kill_a_run(root, ("submit", {"id": "a", "attempt": 1, "backend": "fake"}))
+    for chunk in (1, 2, 7, 64, 1 << 16):
+        assert _last_run_ended(root / JOURNAL, chunk=chunk) is False
+    with open(root / JOURNAL, "a", encoding="utf-8") as journal:
+        journal.write(json.dumps({"v": 1, "t": "end", "run": KILLED}, separators=(",", ":")) + "\n")
+    for chunk in (1, 2, 7, 64, 1 << 16):
+        assert _last_run_ended(root / JOURNAL, chunk=chunk) is True
+    assert _last_run_ended(root / "absent.jsonl") is True
