@@ -23,7 +23,16 @@ from repropack.errors import ArchiveError, ArchiveVersionError
 
 CHUNK = 1 << 20
 METADATA_MAX = 256 << 20
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # the marker, index and signature are read into memory: cap them
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def _writer_pool():
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(1, thread_name_prefix="archive-write")
+
+
+_WRITER = _writer_pool()  # the marker, index and signature are read into memory: cap them
 
 
 class Sink(Protocol):
@@ -77,27 +86,86 @@ class _Counting:
 
 
 class _Decompressed:
-    """The tar stream, checking the ratio of decompressed to compressed bytes as it goes."""
+    """The tar stream, decompressed ahead in a thread, checking the ratio of decompressed to compressed
+    bytes as it goes.
+
+    libzstd runs with the GIL released, so decompressing the next chunks overlaps hashing and
+    writing this one (what ``zstd -dc | tar -x`` gets from being two processes).
+    """
+
+    AHEAD = 8  # chunks decompressed ahead (8 MiB at most in memory)
 
     def __init__(self, stream, compressed: _Counting, limits: Limits, archive: Path):
+        import queue
+        import threading
+
         self.stream = stream
         self.compressed = compressed
         self.limits = limits
         self.archive = archive
         self.count = 0
+        self.pending = b""
+        self.pos = 0
+        self.eof = False
+        self.queue: queue.Queue = queue.Queue(self.AHEAD)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._ahead, name="archive-decompress", daemon=True)
+        self.thread.start()
 
-    def read(self, n: int = -1) -> bytes:
-        try:
-            data = self.stream.read(n)
-        except Exception as exc:  # zstandard.ZstdError: a damaged frame
-            raise ArchiveError(f"not a readable zstd stream ({exc}); it is damaged or truncated",
-                               archive=self.archive) from None
-        self.count += len(data)
+    def _ahead(self) -> None:
+        import queue
+
+        while not self.stopping.is_set():
+            try:
+                item: object = self.stream.read(CHUNK)
+            except Exception as exc:  # zstandard.ZstdError: a damaged frame
+                item = exc
+            while not self.stopping.is_set():
+                try:
+                    self.queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if not isinstance(item, bytes) or not item:
+                return
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join()
+
+    def _next(self) -> bool:
+        item = self.queue.get()
+        if isinstance(item, Exception):
+            self.eof = True
+            raise ArchiveError(f"not a readable zstd stream ({item}); it is damaged or truncated",
+                               archive=self.archive)
+        if not item:
+            self.eof = True
+            return False
+        self.pending, self.pos = item, 0
+        self.count += len(item)
         if self.count > RATIO_GRACE and self.count > self.limits.max_ratio * max(self.compressed.count, 1):
             raise ArchiveError(f"decompresses more than {self.limits.max_ratio:g} times its size "
                                "(the compression-ratio cap: a decompression bomb?); nothing was extracted",
                                archive=self.archive)
-        return data
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        parts = []
+        wanted = n if n >= 0 else float("inf")
+        while wanted > 0:
+            if self.pos >= len(self.pending) and (self.eof or not self._next()):
+                break
+            if self.pos == 0 and wanted >= len(self.pending):
+                take = self.pending  # the whole chunk: no copy
+            elif wanted == float("inf"):
+                take = self.pending[self.pos:]
+            else:
+                take = self.pending[self.pos:self.pos + wanted]
+            self.pos += len(take)
+            wanted -= len(take)
+            parts.append(take)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def read_archive(path: Path, *, limits: Limits = Limits(), sink: Sink | None = None,
@@ -119,10 +187,14 @@ def read_archive(path: Path, *, limits: Limits = Limits(), sink: Sink | None = N
         stream = zstandard.ZstdDecompressor().stream_reader(counting, read_across_frames=True, closefd=False)
         tar_stream = _Decompressed(stream, counting, limits, path)
         try:
-            tar = tarfile.open(fileobj=tar_stream, mode="r|", encoding=fmt.ENCODING, errors="surrogateescape")
-        except tarfile.TarError as exc:
-            raise ArchiveError(f"is truncated or not a repropack archive ({exc})", archive=path) from None
-        contents = _walk(tar, path, limits, sink, progress)
+            try:
+                tar = tarfile.open(fileobj=tar_stream, mode="r|", encoding=fmt.ENCODING, errors="surrogateescape",
+                                   bufsize=CHUNK)
+            except tarfile.TarError as exc:
+                raise ArchiveError(f"is truncated or not a repropack archive ({exc})", archive=path) from None
+            contents = _walk(tar, path, limits, sink, progress)
+        finally:
+            tar_stream.close()
         contents.compressed, contents.uncompressed = counting.count, tar_stream.count
     check_index(contents, path)
     return contents
@@ -197,15 +269,22 @@ def _consume(tar: tarfile.TarFile, info: tarfile.TarInfo, sink: Sink, progress) 
     write = sink.file(info.name, bool(info.mode & 0o100))
     handle = tar.extractfile(info)
     done = 0
-    while handle is not None:
-        chunk = handle.read(CHUNK)
-        if not chunk:
-            break
-        digest.update(chunk)
-        write(chunk)
-        done += len(chunk)
-        progress(len(chunk))
-    sink.close_file()
+    writing = None  # the previous chunk's write, overlapping this chunk's read and hash (both drop the GIL)
+    try:
+        while handle is not None:
+            chunk = handle.read(CHUNK)
+            if not chunk:
+                break
+            digest.update(chunk)
+            if writing is not None:
+                writing.result()
+            writing = _WRITER.submit(write, chunk)
+            done += len(chunk)
+            progress(len(chunk))
+    finally:
+        if writing is not None:
+            writing.result()
+        sink.close_file()
     if done != info.size:
         raise EOFError(f"{info.name} ends after {done} of {info.size} bytes")
     return digest.hexdigest(), done
