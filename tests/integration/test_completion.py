@@ -37,9 +37,9 @@ def test_step_name_as_bash_asks(quickstart):
 
 
 def test_commands_options_profiles_environments_instances(quickstart):
-    assert complete(quickstart, "repropack r") == ["report", "run"]
+    assert complete(quickstart, "repropack r") == ["report", "rerun", "run"]
     assert "--frozen" in complete(quickstart, "repropack run --fr")
-    assert complete(quickstart, "repropack run --profile ") == ["apptainer", "docker", "local"]
+    assert complete(quickstart, "repropack run --profile ") == ["apptainer", "cloud", "docker", "hpc", "local"]
     assert complete(quickstart, "repropack env create ") == ["default"]
     assert complete(quickstart, "repropack logs count:") == ["count:alpha", "count:beta", "count:gamma"]
     assert "count[sample=beta]" in complete(quickstart, "repropack logs count[")
