@@ -6,7 +6,10 @@ backend: it is handed to that backend's ``adopt`` and polled (the backend's cade
 errors lost after ``POLL_RETRIES``, Ctrl-C cancels it) until it ends, and its end is journaled
 as an ``adopted`` record before anything of this run is submitted, so the same attempt never
 runs twice at once. A backend whose jobs die with their runner (local) reports them lost at its
-next poll. The instance is then planned as usual (it runs again unless it is up to date).
+next poll. An adopted job that succeeded is collected when its instance comes up (see
+:func:`collect`): its outputs, staged in the killed run's slot, are checked against the digests
+its job side reported and published, so it is not run again; else the instance is planned as
+usual (it runs again unless it is up to date).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from repropack.backends.base import JobHandle, JobStatus
+from repropack.backends.base import JobHandle, JobState, JobStatus
 from repropack.run.journal import read_records
 from repropack.run.polling import Poller
 from repropack.run.statefiles import open_state
@@ -25,8 +28,10 @@ from repropack.run.state import Active, LoopState
 _PENDING_KINDS = ("submit", "start", "attempt", "done", "failed")
 
 
-def unfinished(journal: Path) -> dict[str, list[JobHandle]]:
-    """Backend name -> handles of the last run's attempts that began and have no end, if that run was killed."""
+def unfinished(journal: Path, where: dict[tuple[str, int], dict[str, Any]] | None = None
+               ) -> dict[str, list[JobHandle]]:
+    """Backend name -> handles of the last run's attempts that began and have no end, if that run was killed.
+    ``where`` gets, for each of them that started, its ``start`` record's slot and key."""
     if _last_run_ended(journal):
         return {}
     last = None
@@ -44,6 +49,8 @@ def unfinished(journal: Path) -> dict[str, list[JobHandle]]:
             # an intent alone never learnt its job id: the backend may find it by its labels, else it is lost
             job = record.get("job") or f"?{last}/{iid}/{attempt}"
             pending[(iid, attempt)] = JobHandle(str(record.get("backend", "")), str(job), iid, attempt)
+            if where is not None and kind == "start":
+                where[(iid, attempt)] = {"slot": record.get("slot"), "key": record.get("key")}
         elif kind == "attempt":
             pending.pop((iid, int(record.get("attempt", 1))), None)
         else:  # done or failed: the instance's end
@@ -81,8 +88,9 @@ def _last_run_ended(journal: Path, chunk: int = 1 << 16) -> bool:
 
 
 def settle(orphans: dict[str, list[JobHandle]], *, backends: Any, state: LoopState, journal: Any,
-           events: Any) -> int:
-    """Adopt the orphans on the backends this run uses and wait for each to end; returns how many."""
+           events: Any, succeeded: dict[str, tuple[Active, JobStatus]] | None = None) -> int:
+    """Adopt the orphans on the backends this run uses and wait for each to end; returns how many.
+    ``succeeded`` gets instance -> (its Active, its status) for each that succeeded."""
     if not orphans:
         return 0
     known = {name: backends.for_name(name) for name in orphans if backends.uses(name)}
@@ -104,9 +112,23 @@ def settle(orphans: dict[str, list[JobHandle]], *, backends: Any, state: LoopSta
         journal.append("adopted", id=active.handle.instance_id, attempt=active.attempt, job=active.handle.job_id,
                        backend=active.backend.name, status=status.state.value, failure=status.failure,
                        message=status.message, time=time.time())
+        if succeeded is not None and status.state is JobState.SUCCEEDED:
+            succeeded[active.handle.instance_id] = (active, status)
 
     poller = Poller(state, events, ended)
     while state.active:
         poller.poll()
         journal.flush()
     return count
+
+
+def collect(builder: Any, finisher: Any, adopted: tuple[Active, JobStatus], where: dict[str, Any] | None,
+            parts: Any) -> bool:
+    """Collect a killed run's adopted success as this run's attempt, when its instance is to run: only if
+    that run's key is this run's (the inputs did not change since) and its outputs check out."""
+    active, status = adopted
+    if not where or not where.get("slot") or where.get("key") != getattr(parts, "key", None):
+        return False
+    rebuilt = builder.adopted(active.handle.instance_id, active.attempt, Path(builder.ctx.root) / where["slot"],
+                              active.handle, active.backend)
+    return bool(finisher.adopted(rebuilt, status))

@@ -63,6 +63,7 @@ class AttemptBuilder:
         self.ctx, self.state, self.journal, self.records, self.tree, self.slots = ctx, state, journal, records, tree, slots
         self.snapshot: Snapshot | None = None  # the project before the first host step, for `undeclared`
         self._envs: dict[Any, dict[str, str]] = {}  # step environments by (profile, environment, cpus, slot)
+        self._declared: dict[str, Any] = {}  # instance -> its instance line, written for an adopted job
 
     def start_many(self, items: list[tuple[str, int, dict[str, str] | None, str | None]]) -> list[Any]:
         """Submit attempts (iid, attempt, pipe paths, unit), one ``submit_many`` per backend.
@@ -117,8 +118,9 @@ class AttemptBuilder:
                 _close(mounts)
                 raise
             declared = None
-            if attempt == 1:
-                declared = self.records.planned(inst, self.state.parts.get(iid), profile, res, image=job.image)
+            if attempt == 1:  # its instance line, once (an adopted job not collected already wrote it)
+                declared = self._declared.pop(iid, None) or self.records.planned(
+                    inst, self.state.parts.get(iid), profile, res, image=job.image)
             words = {**dict(zip(outputs.final, outputs.written)), **(pipe_paths or {})}
             staging = self.records.staging(inst, res.cpus, command, words, declared=declared)
         except (BackendError, OSError, UnsafePath) as exc:
@@ -148,10 +150,33 @@ class AttemptBuilder:
         state.active[handle.job_id] = active
         if state.stopping:  # a Ctrl-C arrived while this job was being submitted: it missed the cancel
             backend.cancel([handle], force=state.interrupts > 1)
+        # slot and key: what a restarted runner needs to collect this job if it outlives the runner (run/adopt.py)
+        parts = state.parts.get(prep.inst.id)
         self.journal.append("start", id=prep.inst.id, attempt=prep.attempt, time=time.time(), backend=backend.name,
-                            runtime=prep.profile.runtime, job=handle.job_id, req=res.to_record())
+                            runtime=prep.profile.runtime, job=handle.job_id, req=res.to_record(),
+                            slot=os.path.relpath(prep.slot, self.ctx.root) if prep.slot is not None else None,
+                            key=parts.key if parts is not None else None)
         self.ctx.events.started(prep.inst.id, prep.attempt)
         return active
+
+    def adopted(self, iid: str, attempt: int, slot: Path, handle: JobHandle, backend: Backend) -> Active:
+        """The Active of a killed run's attempt, rebuilt as :meth:`_prepare` made it (its staged outputs in
+        that run's slot), so the finisher can collect it; nothing is made or submitted."""
+        ctx = self.ctx
+        inst = ctx.dag.instances[iid]
+        profile = ctx.profile_for(inst)
+        res = resources_for(inst.step, attempt)
+        outputs = plan_outputs(inst, os.path.relpath(slot, ctx.root))
+        inputs_list = self.records.inputs_list(inst) if "{inputs:list}" in inst.step.run else None
+        command = inst.command(attempt=attempt, outputs=command_outputs(inst, outputs, {}),
+                               inputs_list=inputs_list, cpus=res.cpus)
+        image = ctx.environments.image(profile, profile.runtime) if profile.runtime != "host" else None
+        declared = self._declared[iid] = self.records.planned(inst, self.state.parts.get(iid), profile, res,
+                                                              image=image)
+        staging = self.records.staging(inst, res.cpus, command, dict(zip(outputs.final, outputs.written)),
+                                       declared=declared)
+        return Active(inst, attempt, handle, backend, time.monotonic(), None, rundir.AttemptDir(slot, attempt),
+                      outputs, res, command, staging=staging, runtime=profile.runtime)
 
     def _job(self, inst, profile, attempt, adir, mounts, res, command, slot, outputs) -> Job:
         ctx, runtime = self.ctx, profile.runtime

@@ -41,6 +41,8 @@ class Executor:
         self.units = Units(ctx, state, journal, planner, scheduler, self.tree, self.builder, self.finisher,
                            self.frontier, self._demand)
         self.poller = Poller(state, ctx.events, self._finish)
+        self.adopted: dict[str, Any] = {}  # instance -> (Active, JobStatus) of a killed run's job that succeeded
+        self.where: dict[tuple[str, int], dict[str, Any]] = {}  # (instance, attempt) -> that job's slot and key
 
     def loop(self) -> None:
         state, frontier = self.state, self.frontier
@@ -90,7 +92,15 @@ class Executor:
                 self.frontier.complete(iid)
                 continue
             self.state.parts[iid] = decision.parts
+            if iid in self.adopted and self._collect_adopted(iid, decision.parts):
+                continue
             self.scheduler.push(self.frontier.order[iid], iid, demand_of(inst, 1))
+
+    def _collect_adopted(self, iid: str, parts: Any) -> bool:
+        from repropack.run.adopt import collect
+
+        adopted = self.adopted.pop(iid)
+        return collect(self.builder, self.finisher, adopted, self.where.get((iid, adopted[0].attempt)), parts)
 
     def _release_delayed(self) -> None:
         state = self.state

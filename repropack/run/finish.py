@@ -15,6 +15,7 @@ from typing import Any
 from repropack.backends.base import CANCELLED, TIMEOUT, JobStatus
 from repropack.run import rundir
 from repropack.run.attempt import OutputFailure, collect_outputs, resources_for
+from repropack.run.records.format import output_digest
 from repropack.run.state import InstanceResult
 
 
@@ -44,6 +45,30 @@ class Finisher:
                                 active.attempt_dir, metrics=metrics, status=status, command=active.command)
             return
         self.succeeded(active, collected, metrics, status=status)
+
+    def adopted(self, active: Any, status: JobStatus) -> bool:
+        """A killed run's job that succeeded after it (run/adopt.py): its staged outputs checked against
+        the digests the job side reported, then published and recorded as any success. False when they
+        cannot be (missing, changed, not as reported): the instance runs again."""
+        reported = status.metrics.get("outputs") or []
+        files = {e["path"]: e["sha256"] for e in reported if e.get("type", "file") == "file" and e.get("sha256")}
+        trees = {e["path"]: output_digest(e) for e in reported if e.get("type") == "tree"}
+        if not all(path in active.outputs.final for path in (*files, *trees)):
+            self.ctx.events.note(f"{active.inst.id}: the adopted job reported outputs it does not declare; "
+                                 "it runs again")
+            return False
+        try:
+            collected = collect_outputs(self.tree, active.outputs, {**files, **active.inst.step.expect})
+        except OutputFailure as exc:
+            self.ctx.events.note(f"{active.inst.id}: the adopted job's outputs are not collected ({exc.message}); "
+                                 "it runs again")
+            return False
+        if any(collected[path][0] != digest for path, digest in trees.items()):
+            self.ctx.events.note(f"{active.inst.id}: the adopted job's outputs differ from what it reported; "
+                                 "it runs again")
+            return False
+        self.succeeded(active, collected, self.metrics(active, status, None), status=status)
+        return True
 
     def outcome(self, active: Any, status: JobStatus) -> tuple[str | None, str]:
         failure, message = status.failure, status.message

@@ -5,7 +5,8 @@ Every line is one record ``{"v": JOURNAL_VERSION, "t": TYPE, "run": RUN_ID, ...}
 - ``run``      a run started: time, argv, host, profile, pid
 - ``submit``   an attempt is about to be submitted (the intent, on disk before the job exists): id, attempt,
                backend, time; a ``start`` without it, or it without a ``start``, tells a crash in between
-- ``start``    an attempt of an instance was submitted: id, attempt, backend, job, requested resources
+- ``start``    an attempt of an instance was submitted: id, attempt, backend, job, requested resources,
+               slot (its folder, project-relative) and key (what a restarted runner needs to collect it)
 - ``attempt``  an attempt ended: id, attempt, status ok|failed, failure class, exit, signal, start, end, metrics
 - ``done``     an instance finished: id, step, key, parts (for --dry-run reasons), outputs {path: sha256},
                start, end, attempts, dir (its run directory, project-relative)

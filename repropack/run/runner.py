@@ -207,7 +207,8 @@ class Runner:
         state = load_state(journal_path, last_run=False)
         if needs_compaction(journal_path, len(state.done)):
             compact(journal_path, load_state(journal_path))
-        orphans = unfinished(journal_path)  # read before this run's own `run` record is written
+        where: dict[tuple[str, int], dict[str, Any]] = {}
+        orphans = unfinished(journal_path, where)  # read before this run's own `run` record is written
         fetched = fetch_data(self.root, self.manifest.data.values(), hashes, offline=self.options.offline)
         self._check_inputs()
         journal = Journal(journal_path, self.run_id)
@@ -230,11 +231,13 @@ class Runner:
                          profile_for=self.profile_for, capabilities=self.capabilities, labels=self.labels(),
                          backends=self.backends, data_paths=frozenset(self._data_paths()))
         executor = Executor(ctx, self.state, planner, journal, hashes, scheduler, records)
+        executor.where = where
         previous = _install_signals(self._on_signal)
         status = "failed"
         try:
             self._cleanup_leftovers()
-            settle(orphans, backends=self.backends, state=self.state, journal=journal, events=self.events)
+            settle(orphans, backends=self.backends, state=self.state, journal=journal, events=self.events,
+                   succeeded=executor.adopted)
             self.events.planned(len(self.dag.instances))
             executor.loop()
             status = "interrupted" if self.state.interrupts else ("failed" if self.state.failed_any else "ok")

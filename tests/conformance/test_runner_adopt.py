@@ -11,6 +11,7 @@ import time
 
 from fakebackend import FakeJob, Script, fake_capabilities
 from repropack.backends.base import JobHandle
+from repropack.run import rundir
 from repropack.run.adopt import unfinished
 from repropack.run.journal import read_records
 from repropack.run.runner import JOURNAL
@@ -107,3 +108,54 @@ def test_whether_the_last_run_ended_is_read_from_the_tail_whatever_the_block_siz
     for chunk in (1, 2, 7, 64, 1 << 16):
         assert _last_run_ended(root / JOURNAL, chunk=chunk) is True
     assert _last_run_ended(root / "absent.jsonl") is True
+
+
+def _killed_success(fake, root, content: bytes, reported: bytes):
+    """A killed run whose job for make[n=1] succeeded after it died: its output staged in that run's
+    slot, its job side reporting ``reported``'s digest. Returns how many jobs the fake got so far."""
+    import hashlib
+
+    from repropack.backends.base import JobState, JobStatus
+
+    fake.caps = fake_capabilities(survives=True)
+    assert run(root).status == "ok"
+    key = next(r for r in read_records(root / JOURNAL) if r["t"] == "start" and r["id"] == "make[n=1]")["key"]
+    (root / "out" / "1.txt").unlink()  # its inputs are unchanged: only the killed run's job can make it
+    slot = rundir.run_root(root, KILLED) / "scratch" / "1"
+    (slot / "home").mkdir(parents=True)
+    (slot / "out-0-1.txt").write_bytes(content)
+    handle = JobHandle("fake", "fake-78", "make[n=1]", 1, started=time.time())
+    outputs = [{"path": "out/1.txt", "sha256": hashlib.sha256(reported).hexdigest(), "size": len(reported),
+                "type": "file"}]
+    job = FakeJob(handle, None, Script("ok"), time.time(), time.time())
+    job.status = JobStatus(handle, JobState.SUCCEEDED, exit_code=0, started=time.time(),
+                           metrics={"start": time.time(), "end": time.time(), "exit_code": 0, "outputs": outputs})
+    fake.cluster.jobs["fake-78"] = job
+    kill_a_run(root, ("submit", {"id": "make[n=1]", "attempt": 1, "backend": "fake"}),
+               ("start", {"id": "make[n=1]", "attempt": 1, "backend": "fake", "job": "fake-78",
+                          "slot": str(slot.relative_to(root)), "key": key}))
+    return len(fake.cluster.jobs)
+
+
+def test_an_adopted_job_that_succeeded_is_collected_and_not_run_again(fake, tmp_path):
+    root = project(tmp_path / "p")
+    before = _killed_success(fake, root, b"1\n", b"1\n")
+    result = run(root)
+    assert result.status == "ok" and result.results["make[n=1]"].status == "done"
+    assert (root / "out" / "1.txt").read_bytes() == b"1\n"  # published from the killed run's slot
+    assert [r["id"] for r in this_run(root) if r["t"] == "submit"] == []  # nothing submitted again
+    assert len(fake.cluster.jobs) == before
+    done = [r for r in this_run(root) if r["t"] == "done"]
+    assert [r["id"] for r in done] == ["make[n=1]"] and done[0]["outputs"]["out/1.txt"]
+    assert run(root).results["make[n=1]"].status == "skipped"  # and it counts as made
+
+
+def test_an_adopted_success_whose_output_differs_from_the_reported_digest_runs_again(fake, tmp_path):
+    root = project(tmp_path / "p")
+    _killed_success(fake, root, b"tampered\n", b"1\n")
+    result = run(root)
+    assert result.status == "ok" and result.results["make[n=1]"].status == "done"
+    assert [r["id"] for r in this_run(root) if r["t"] == "submit"] == ["make[n=1]"]
+    assert (root / "out" / "1.txt").read_text() == "1\n"  # made again by its own job
+    lines = (rundir.run_root(root, result.run_id) / "instances.jsonl").read_text().splitlines()
+    assert sum('"make[n=1]"' in line for line in lines) == 1  # one instance line, not one per try

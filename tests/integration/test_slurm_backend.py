@@ -307,8 +307,6 @@ def test_a_runner_killed_with_sigkill_adopts_its_jobs_on_restart(tmp_path):
     assert sorted((root / "w").iterdir()) == sorted(root / "w" / f"{n}.txt" for n in range(1, 5))
 
 
-@pytest.mark.xfail(strict=True, reason="the runner does not yet collect an adopted job that succeeded "
-                                       "(run/adopt.py, issue 9): such an instance runs again")
 def test_after_sigkill_and_restart_every_instance_ran_exactly_once(tmp_path):
     root = hpc_project(tmp_path / "p", KILL_STEPS)
     _kill_and_restart(root)
