@@ -67,6 +67,11 @@ Contract
     Removes what an earlier run that was killed left behind (containers
     labelled with its project), called once before a run starts.
 
+``notes``
+    What the backend learned that the user should hear once (SLURM: accounting does not
+    answer; Batch: a job resubmitted after a Spot reclaim). The runner shows each new entry
+    once, after a poll.
+
 ``close()``
     Releases engine connections; does not stop running jobs.
 
@@ -227,6 +232,9 @@ class Backend(ABC):
     name: str = "backend"
     poll_interval: float = 1.0  # seconds between polls while nothing changes ...
     poll_max_interval: float = 10.0  # ... doubling after each quiet poll up to this
+    # What the backend learned that the user should hear once, in order (SLURM: sacct does not answer,
+    # so squeue and the results files are relied on); the runner shows each new entry once after a poll.
+    notes: Sequence[str] = ()
 
     @abstractmethod
     def submit(self, job: Job) -> JobHandle: ...
@@ -255,6 +263,7 @@ class Backend(ABC):
 
     def cleanup_leftovers(self, project_label: str) -> list[str]:
         return []
+
 
     def close(self) -> None:
         pass

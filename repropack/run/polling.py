@@ -21,6 +21,7 @@ class Poller:
         self._cadence: dict[str, float] = {}  # backend name -> seconds between its polls now
         self._next_poll: dict[str, float] = {}  # backend name -> when it may be polled again
         self._errors: dict[str, int] = {}  # backend name -> polls failed in a row
+        self._shown: dict[str, int] = {}  # backend name -> how many of its notes were shown
 
     def poll(self) -> None:
         """Poll each backend whose turn it is; one backend per round may block, for at most the
@@ -46,6 +47,7 @@ class Poller:
                 changed = changed or name not in self._errors  # its jobs were just lost
                 continue
             self._errors.pop(name, None)
+            self._show_notes(backend)
             done = self._take(statuses)
             changed = changed or bool(done)
             # a poll that blocked as long as it was asked may be called again at once (local);
@@ -58,6 +60,12 @@ class Poller:
             pause = due - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
+
+    def _show_notes(self, backend: Backend) -> None:
+        notes = backend.notes
+        for note in notes[self._shown.get(backend.name, 0):]:
+            self.events.note(f"{backend.name}: {note}")
+        self._shown[backend.name] = len(notes)
 
     def next_event(self, now: float) -> float:
         """Seconds until the loop has something to do of its own (a retry due, a time limit)."""

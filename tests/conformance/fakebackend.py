@@ -78,6 +78,8 @@ class FakeBackend(Backend):
         self.enforces_time = enforces_time
         self.polls = 0
         self.poll_waits: list[float] = []
+        self.said: list[str] = []  # what the backend has to tell the user (Backend.notes)
+        self.say_on_poll: dict[int, str] = {}  # poll number -> a note it learns then
         self.fail_polls = 0  # the next this many polls raise BackendError
         self.submit_calls: list[int] = []  # the size of each submit_many batch
         self.mine: set[str] = set()
@@ -101,9 +103,15 @@ class FakeBackend(Backend):
         self.submit_calls.append(len(jobs))
         return super().submit_many(jobs)
 
+    @property
+    def notes(self) -> list[str]:
+        return list(self.said)
+
     def poll(self, handles: Sequence[JobHandle], wait: float = 0.0) -> dict[str, JobStatus]:
         self.polls += 1
         self.poll_waits.append(wait)
+        if self.polls in self.say_on_poll:
+            self.said.append(self.say_on_poll[self.polls])
         if self.fail_polls > 0:
             self.fail_polls -= 1
             raise BackendError(self.name, "scripted poll failure: the controller did not answer")

@@ -22,7 +22,7 @@ from repropack.errors import RunError, RunInterrupted
 from repropack.manifest import load_manifest
 from repropack.manifest.dag import expand
 from repropack.run.journal import read_records
-from repropack.run.runner import JOURNAL, Runner, RunOptions
+from repropack.run.runner import JOURNAL, Events, Runner, RunOptions
 
 STEPS = """
 [project]
@@ -152,6 +152,32 @@ def test_a_backend_that_returns_at_once_does_not_make_the_runner_spin(fake, tmp_
     # at most one poll per poll_interval, plus one after each finished batch
     assert polls <= elapsed / FakeBackend.poll_interval + 5, (polls, elapsed)
     assert polls >= 3  # it did poll while the jobs ran
+
+
+class Notes(Events):
+    def __init__(self):
+        self.said: list[str] = []
+
+    def note(self, message: str) -> None:
+        self.said.append(message)
+
+
+def test_what_a_backend_learns_is_said_once_however_often_it_is_polled(fake, tmp_path):
+    fake.scripts[("make", None)] = Script("run", runs=1.0)
+    original = fake.factory
+
+    def factory(context):
+        backend = original(context)
+        backend.say_on_poll = {2: "sacct does not answer: relying on squeue", 5: "a second thing"}
+        return backend
+
+    registry.register("fake", factory, lambda profile: fake.caps)
+    manifest = load_manifest(project(tmp_path / "p"))
+    notes = Notes()
+    result = Runner(manifest, expand(manifest), RunOptions(profile="remote", retry_backoff=0.05), notes).run()
+    assert result.status == "ok" and fake.backend.polls >= 6
+    said = [n for n in notes.said if n.startswith("fake: ")]
+    assert said == ["fake: sacct does not answer: relying on squeue", "fake: a second thing"]
 
 
 def test_the_time_limit_counts_from_when_the_job_runs_not_from_its_submission(fake, tmp_path):
