@@ -80,3 +80,38 @@ def tool(name: str) -> str | None:
 
 def fmt_s(seconds: float | None) -> str:
     return "   n/a" if seconds is None else f"{seconds:7.2f} s"
+
+
+def scatter_gather(root: Path, n: int, *, name: str, extra: str = "") -> Path:
+    """The benchmarks' workflow: N trivial `echo` instances plus a gather of all of them.
+
+    ``extra`` is appended to the manifest (a profile, for instance)."""
+    root.mkdir(parents=True)
+    values = ", ".join(str(i) for i in range(n))
+    text = f"""\
+[project]
+name = "{name}"
+
+[[steps]]
+name = "make"
+run = "echo {{i}} > {{outputs}}"
+foreach = {{ i = [{values}] }}
+outputs = ["out/{{i}}.txt"]
+
+[[steps]]
+name = "gather"
+run = "xargs cat < {{inputs:list}} > {{outputs}}"
+inputs = ["out/{{i}}.txt"]
+outputs = ["all.txt"]
+"""
+    (root / "repropack.toml").write_text(text + extra, encoding="utf-8")
+    return root
+
+
+def check_output(root: Path, n: int) -> str | None:
+    """None when the gather holds every instance's number once, else what is wrong."""
+    try:
+        lines = (root / "all.txt").read_text().split()
+    except FileNotFoundError:
+        return "no all.txt"
+    return None if sorted(map(int, lines)) == list(range(n)) else f"all.txt has {len(lines)} lines, not {n}"

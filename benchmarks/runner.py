@@ -40,12 +40,11 @@ import shutil
 import statistics
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cgroup_cpu import FLOOR_LOOP, entries_under, floor_project, size_under, wrapped  # noqa: E402
-from _common import REPO, Timed, fmt_s, goal, machine, run_timed, tool  # noqa: E402
+from _common import REPO, Timed, check_output, fmt_s, goal, machine, run_timed, scatter_gather, tool  # noqa: E402
 
 JOBS = 2
 REPROPACK = [sys.executable, "-c", "import sys; from repropack.cli import main; sys.exit(main())"]
@@ -97,33 +96,7 @@ if __name__ == "__main__":
 
 
 def repropack_project(root: Path, n: int) -> Path:
-    root.mkdir(parents=True)
-    values = ", ".join(str(i) for i in range(n))
-    (root / "repropack.toml").write_text(textwrap.dedent(f"""\
-        [project]
-        name = "bench-{n}"
-
-        [[steps]]
-        name = "make"
-        run = "echo {{i}} > {{outputs}}"
-        foreach = {{ i = [{values}] }}
-        outputs = ["out/{{i}}.txt"]
-
-        [[steps]]
-        name = "gather"
-        run = "xargs cat < {{inputs:list}} > {{outputs}}"
-        inputs = ["out/{{i}}.txt"]
-        outputs = ["all.txt"]
-        """), encoding="utf-8")
-    return root
-
-
-def check_output(root: Path, n: int) -> str | None:
-    try:
-        lines = (root / "all.txt").read_text().split()
-    except FileNotFoundError:
-        return "no all.txt"
-    return None if sorted(map(int, lines)) == list(range(n)) else f"all.txt has {len(lines)} lines, not {n}"
+    return scatter_gather(root, n, name=f"bench-{n}")
 
 
 NAMES = ("repropack", "snakemake", "luigi", "floor")

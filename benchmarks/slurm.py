@@ -36,12 +36,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Timed, fmt_s, goal, machine, run_timed, tool  # noqa: E402
+from _common import Timed, check_output, fmt_s, goal, machine, run_timed, scatter_gather, tool  # noqa: E402
 
 REPROPACK = [sys.executable, "-c", "import sys; from repropack.cli import main; sys.exit(main())"]
 COUNTED = ("sbatch", "squeue", "sacct")
@@ -91,38 +90,13 @@ def max_array() -> int:
 
 
 def repropack_project(root: Path, n: int, pack: int) -> Path:
-    root.mkdir(parents=True)
-    values = ", ".join(str(i) for i in range(n))
-    (root / "repropack.toml").write_text(textwrap.dedent(f"""\
-        [project]
-        name = "slurm-bench-{n}"
-
-        [[steps]]
-        name = "make"
-        run = "echo {{i}} > {{outputs}}"
-        foreach = {{ i = [{values}] }}
-        outputs = ["out/{{i}}.txt"]
-
-        [[steps]]
-        name = "gather"
-        run = "xargs cat < {{inputs:list}} > {{outputs}}"
-        inputs = ["out/{{i}}.txt"]
-        outputs = ["all.txt"]
-
-        [profiles.hpc]
-        backend = "slurm"
-        runtime = "host"
-        pack = {pack}
-        """), encoding="utf-8")
-    return root
-
-
-def check_output(root: Path, n: int) -> str | None:
-    try:
-        lines = (root / "all.txt").read_text().split()
-    except FileNotFoundError:
-        return "no all.txt"
-    return None if sorted(map(int, lines)) == list(range(n)) else f"all.txt has {len(lines)} lines, not {n}"
+    profile = f"""
+[profiles.hpc]
+backend = "slurm"
+runtime = "host"
+pack = {pack}
+"""
+    return scatter_gather(root, n, name=f"slurm-bench-{n}", extra=profile)
 
 
 class Bench:
