@@ -123,7 +123,7 @@ if has base && [ ! -s "$base_tar" ] && ! docker image inspect "$BASE_IMAGE" >/de
   debootstrap_pid=$!
 fi
 
-pkgs=(curl ca-certificates)
+pkgs=(curl ca-certificates openssh-client)  # ssh-keygen: archive signing (repropack pack --sign) and its tests
 has docker && pkgs+=(docker.io)
 # Debian 13 split the client out of docker.io (only a Recommends there); Debian 12 has no docker-cli.
 has docker && [ "${debian_major:-0}" -ge 13 ] 2>/dev/null && pkgs+=(docker-cli)

@@ -44,6 +44,17 @@ def require_engine(name: str) -> None:
     pytest.skip(message)
 
 
+def require_tool(tool: str, package: str) -> None:
+    """Skip (or, under REPROPACK_REQUIRE_ENGINES=1, fail) the calling test unless `tool` is on PATH;
+    scripts/engines.sh installs its Debian `package`."""
+    if shutil.which(tool) is not None:
+        return
+    message = f"{tool} missing (Debian package {package}, installed by scripts/engines.sh)"
+    if engines_required():
+        pytest.fail(f"{message}; {REQUIRE_ENV}=1 forbids skipping", pytrace=False)
+    pytest.skip(message)
+
+
 def engine_problem(name: str) -> str | None:
     if name not in _cache:
         try:

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _engines import require_tool
 
 from repropack.cli import main
 
@@ -121,8 +122,8 @@ def test_pack_refuses_outputs_changed_since_the_run(project, tmp_path, capsys):
     assert not (tmp_path / "x.tar.zst").exists()
 
 
-@pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="ssh-keygen (openssh-client) missing")
 def test_pack_sign_then_verify_and_rerun_check_the_signer(project, tmp_path, capsys):
+    require_tool("ssh-keygen", "openssh-client")
     import subprocess
 
     def keypair(name):

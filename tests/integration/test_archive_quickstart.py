@@ -12,6 +12,7 @@ import shutil
 import subprocess
 
 import pytest
+from _engines import require_tool
 
 from test_build import CLI, cli, docker_client, locked_quickstart, ok, project, wheel_cache  # noqa: F401 - fixtures
 
@@ -40,8 +41,7 @@ def empty_home(tmp_path) -> dict:
 
 
 def offline_rerun(archive, target, profile, env):
-    if shutil.which("unshare") is None:
-        pytest.skip("unshare (util-linux) missing")
+    require_tool("unshare", "util-linux")
     argv = ["unshare", "-n", *CLI, "rerun", str(archive), "--dir", str(target), "--profile", profile, "--json"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=900, env={**os.environ, **env})
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import pytest
+from _engines import require_tool
 
 from repropack.archive import sign
 from repropack.archive.writer import Source, write_archive
 from repropack.cli import main
 
-pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="ssh-keygen (openssh-client) missing")
+
+
+@pytest.fixture(autouse=True)
+def _ssh_keygen():
+    require_tool("ssh-keygen", "openssh-client")
 
 
 def keypair(tmp_path, name):
